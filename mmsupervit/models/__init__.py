@@ -1,0 +1,1 @@
+from . import backbones, necks  # noqa: F401
