@@ -1,0 +1,43 @@
+"""Shared test fixtures.
+
+The golden reference data (outputs of the official implementations) lives in
+``../shared/golden`` beside the checkout; set ``MMSUPERVIT_GOLDEN`` to use
+another folder. Tests that need it skip with a clear reason when it is absent.
+"""
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+GOLDEN_DIR = os.environ.get(
+    'MMSUPERVIT_GOLDEN', osp.join(osp.dirname(REPO_ROOT), 'shared', 'golden'))
+
+
+def golden_path(name: str) -> str:
+    """Path of a golden file; skips the calling test when it is missing."""
+    path = osp.join(GOLDEN_DIR, name)
+    if not osp.exists(path):
+        pytest.skip(f'golden file {name} not found in {GOLDEN_DIR} '
+                    '(expected ../shared/golden beside the checkout, or set '
+                    'MMSUPERVIT_GOLDEN)')
+    return path
+
+
+@pytest.fixture
+def golden():
+    """The ``golden_path`` helper as a fixture."""
+    return golden_path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: end-to-end runs (seconds to minutes); '
+        'deselect with -m "not slow"')
