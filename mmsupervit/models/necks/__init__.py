@@ -1,0 +1,3 @@
+from .column_pyramid import ColumnPyramidNeck
+
+__all__ = ['ColumnPyramidNeck']
