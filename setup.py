@@ -27,7 +27,7 @@ def read_readme() -> str:
 
 SEG = ['mmsegmentation==1.2.2', 'ftfy', 'regex']
 DET = ['mmdet==3.3.0', 'pycocotools']
-TESTS = ['pytest>=7', 'pytest-timeout', 'fvcore']
+TESTS = ['pytest>=7', 'pytest-timeout']
 
 setup(
     name='mmsupervit',
