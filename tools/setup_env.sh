@@ -66,13 +66,16 @@ PY
 }
 
 # ---------------------------------------------------------------- torch
-if "$PY" -c 'import torch, torchvision' >/dev/null 2>&1; then
-  say "keeping installed torch $("$PY" -c 'import torch; print(torch.__version__)') / torchvision $("$PY" -c 'import torchvision; print(torchvision.__version__)')"
+TORCH_INSTALLED="$("$PY" -c 'import torch, torchvision; print(torch.__version__.split("+")[0], torch.__version__, torchvision.__version__)' 2>/dev/null || true)"
+if [ -n "$TORCH_INSTALLED" ]; then
+  set -- $TORCH_INSTALLED
+  say "keeping installed torch $2 / torchvision $3"
+  TORCH_INSTALLED="$1"
 else
   say "installing torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION (several GB; ~2 min from a local cache, longer from the network)"
   "${PIP[@]}" install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+  TORCH_INSTALLED="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 fi
-TORCH_INSTALLED="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 
 # ---------------------------------------------------------------- build tools (after torch: torch upgrades setuptools)
 if ! "$PY" -c 'import pkg_resources, wheel' >/dev/null 2>&1 || ! have ninja ""; then
@@ -137,13 +140,13 @@ else
   "${PIP[@]}" install -q --no-deps --force-reinstall "$WHL"
   # mmcv's own runtime requirements (addict, yapf, opencv, ...) without touching torch
   "${PIP[@]}" install -q addict packaging Pillow pyyaml yapf opencv-python
-  mmcv_ok || { "$PY" -c 'import mmcv.ops' || true; die "mmcv installed but 'import mmcv.ops' fails (error above); if the wheel was built for another torch than $TORCH_INSTALLED. Remove it from $BUILT (or the wheelhouse) and re-run."; }
+  mmcv_ok || { "$PY" -c 'import mmcv.ops' || true; die "mmcv installed but 'import mmcv.ops' fails (error above). If the wheel was built for another torch than $TORCH_INSTALLED, remove it from $BUILT (or the wheelhouse) and re-run."; }
 fi
 
 # ---------------------------------------------------------------- the rest, pinned
 # ftfy/regex: mmseg 1.2.2 imports them unconditionally but lists them as extras (mmsegmentation#3704).
 if have mmengine "$MMENGINE_VERSION" && have mmsegmentation "$MMSEG_VERSION" && have mmdet "$MMDET_VERSION" \
-   && have timm "$TIMM_VERSION" && have pytest "" && have mmsupervit "" && have ftfy "" && "$PY" -c 'import mmsupervit' >/dev/null 2>&1; then
+   && have timm "$TIMM_VERSION" && have pytest "" && have mmsupervit "" && have ftfy ""; then
   say "mmengine, mmsegmentation, mmdet, timm, pytest and mmsupervit already installed"
 else
   say "installing mmengine $MMENGINE_VERSION, mmsegmentation $MMSEG_VERSION, mmdet $MMDET_VERSION, timm $TIMM_VERSION, test tools"
