@@ -38,9 +38,9 @@ say()  { printf '\033[1m[setup %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*"; }
 die()  { printf '\033[31m[setup] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- python + venv
-command -v "$PYTHON" >/dev/null 2>&1 || die "'$PYTHON' not found. Install Python 3.9-3.12 or set PYTHON=/path/to/python3."
+command -v "$PYTHON" >/dev/null 2>&1 || die "'$PYTHON' not found. Install Python 3.9-3.13 or set PYTHON=/path/to/python3."
 if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" - <<'PY' || die "mmsupervit needs Python >= 3.9 (and <= 3.12 for the pinned torch); got $("$PYTHON" --version 2>&1). Set PYTHON=..."
+  "$PYTHON" - <<'PY' || die "mmsupervit needs Python >= 3.9 (and <= 3.13: newer ones have no torch 2.14 wheels); got $("$PYTHON" --version 2>&1). Set PYTHON=..."
 import sys
 sys.exit(0 if (3, 9) <= sys.version_info[:2] <= (3, 13) else 1)
 PY
