@@ -1,0 +1,652 @@
+"""AlterNet: a pre-activation ResNet whose late blocks are window MSAs.
+
+Park & Kim, *How Do Vision Transformers Work?* (ICLR 2022); official code in
+``xxxnell/how-do-vits-work``, branch ``transformer``, ``models/alternet.py``.
+
+This re-implementation keeps the official structure and parameter layout so
+that checkpoints written by the official training script load after a few
+key renames (:func:`convert_alternet`). What is new for dense prediction:
+
+* any input size: each MSA block pads its map to a multiple of the window and
+  masks the padding out of attention, so outputs equal the official ones
+  wherever the official code runs (every MSA-stage map a multiple of 7) and
+  stay correct elsewhere;
+* four stage outputs (strides 4/8/16/32), each with its own norm + ReLU,
+  because the stages end pre-activation.
+"""
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from timm.layers import DropPath, trunc_normal_
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmsupervit.registry import MODELS
+from ..utils.checkpoint import StateDict, load_pretrained
+
+#: Stage widths are hard-coded in the official model (before expansion).
+_STAGE_WIDTHS = (64, 128, 256, 512)
+_STEM_WIDTH = 64
+
+
+def convert_alternet(state_dict: StateDict) -> StateDict:
+    """Convert an official AlterNet state dict to this implementation's keys.
+
+    Renames (all other keys are kept as they are):
+
+    * ``layer0.layer0.0.*`` (stem conv) -> ``stem.conv.*``;
+    * ``*.shortcut.0.*`` -> ``*.shortcut.*``;
+    * ``*.attn.attn.*`` -> ``*.attn.*`` and ``*.to_out.0.*`` -> ``*.to_out.*``;
+    * ``classifier.0.bn.*`` -> ``norm3.*``: the classifier's BN+ReLU is
+      exactly the output norm of the last stage;
+    * every other ``classifier.*`` key (the linear head) is dropped.
+
+    The function is idempotent: an already converted dict is returned
+    unchanged (as a new dict).
+
+    Args:
+        state_dict (dict): Official (or already converted) state dict.
+
+    Returns:
+        dict: The converted state dict.
+    """
+    converted = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith('classifier.'):
+            if key.startswith('classifier.0.bn.'):
+                converted['norm3.' + key[len('classifier.0.bn.'):]] = value
+            continue
+        if key.startswith('layer0.layer0.0.'):
+            key = 'stem.conv.' + key[len('layer0.layer0.0.'):]
+        key = key.replace('.shortcut.0.', '.shortcut.')
+        key = key.replace('.attn.attn.', '.attn.')
+        key = key.replace('.to_out.0.', '.to_out.')
+        converted[key] = value
+    return converted
+
+
+def _norm(norm_cfg: dict, channels: int) -> nn.Module:
+    return build_norm_layer(norm_cfg, channels)[1]
+
+
+def _conv(in_channels: int,
+          out_channels: int,
+          kernel_size: int,
+          stride: int = 1,
+          bias: bool = False) -> nn.Conv2d:
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        bias=bias)
+
+
+class _PreActBlock(nn.Module):
+    """Shared skip logic of the official pre-activation blocks.
+
+    With a projection shortcut, the shortcut sees the *activated* input;
+    otherwise the identity skip is the *raw* input (official behaviour).
+    """
+
+    expansion = 1
+    act: nn.Module
+    shortcut: Optional[nn.Module]
+
+    def _pre(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self.shortcut is not None:
+            x = self.act(self.bn_in(x))
+            return x, self.shortcut(x)
+        return self.act(self.bn_in(x)), x
+
+    @property
+    def bn_in(self) -> nn.Module:
+        raise NotImplementedError
+
+
+class BasicBlock(_PreActBlock):
+    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 + skip.
+
+    Args:
+        in_channels (int): Input channels.
+        channels (int): Output channels (expansion 1).
+        stride (int): Stride of the first 3x3 conv. Defaults to 1.
+        drop_path (float): Drop-path rate of the residual branch.
+            Defaults to 0.
+        norm_cfg (dict): Norm config. Defaults to ``dict(type='BN')``.
+    """
+
+    expansion = 1
+
+    def __init__(self,
+                 in_channels: int,
+                 channels: int,
+                 stride: int = 1,
+                 drop_path: float = 0.,
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        out_channels = channels * self.expansion
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = _conv(in_channels, out_channels, 1, stride)
+        self.bn = _norm(norm_cfg, in_channels)
+        self.act = nn.ReLU(inplace=True)
+        self.conv1 = _conv(in_channels, channels, 3, stride)
+        self.conv2 = nn.Sequential(
+            _norm(norm_cfg, channels), nn.ReLU(inplace=True),
+            _conv(channels, out_channels, 3))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    @property
+    def bn_in(self) -> nn.Module:
+        return self.bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, skip = self._pre(x)
+        x = self.conv2(self.conv1(x))
+        return self.drop_path(x) + skip
+
+
+class Bottleneck(_PreActBlock):
+    """Pre-activation bottleneck: 1x1 -> 3x3 (stride) -> 1x1 (x4) + skip.
+
+    Args:
+        in_channels (int): Input channels.
+        channels (int): Bottleneck width; output is ``4 * channels``.
+        stride (int): Stride of the 3x3 conv. Defaults to 1.
+        drop_path (float): Drop-path rate of the residual branch.
+            Defaults to 0.
+        norm_cfg (dict): Norm config. Defaults to ``dict(type='BN')``.
+    """
+
+    expansion = 4
+
+    def __init__(self,
+                 in_channels: int,
+                 channels: int,
+                 stride: int = 1,
+                 drop_path: float = 0.,
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        out_channels = channels * self.expansion
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = _conv(in_channels, out_channels, 1, stride)
+        self.bn = _norm(norm_cfg, in_channels)
+        self.act = nn.ReLU(inplace=True)
+        self.conv1 = _conv(in_channels, channels, 1)
+        self.conv2 = nn.Sequential(
+            _norm(norm_cfg, channels), nn.ReLU(inplace=True),
+            _conv(channels, channels, 3, stride))
+        self.conv3 = nn.Sequential(
+            _norm(norm_cfg, channels), nn.ReLU(inplace=True),
+            _conv(channels, out_channels, 1))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    @property
+    def bn_in(self) -> nn.Module:
+        return self.bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, skip = self._pre(x)
+        x = self.conv3(self.conv2(self.conv1(x)))
+        return self.drop_path(x) + skip
+
+
+class WindowAttention(nn.Module):
+    """Non-overlapping window MSA with the official relative position bias.
+
+    Works on any ``H x W``: the map is zero-padded at the bottom/right to a
+    multiple of ``window_size``, padded keys get an additive ``-inf`` bias and
+    padded query rows are cropped away. Each window holds at least one real
+    token (its top-left one), so no softmax row is fully masked.
+
+    The bias for query ``a`` and key ``b`` of a window is
+    ``pos_embedding[b_row - a_row + w - 1, b_col - a_col + w - 1]`` (key minus
+    query, the opposite sign of Swin), as in the official code.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels (after ``to_out``).
+        num_heads (int): Number of heads.
+        head_dim (int): Channels per head. Defaults to 64.
+        window_size (int): Window side. Defaults to 7.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 num_heads: int,
+                 head_dim: int = 64,
+                 window_size: int = 7) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.window_size = window_size
+        self.scale = head_dim**-0.5
+        inner = num_heads * head_dim
+        self.to_q = nn.Conv2d(in_channels, inner, 1, bias=False)
+        self.to_kv = nn.Conv2d(in_channels, 2 * inner, 1, bias=False)
+        self.to_out = nn.Conv2d(inner, out_channels, 1)
+        side = 2 * window_size - 1
+        self.pos_embedding = nn.Parameter(torch.zeros(side, side))
+        trunc_normal_(self.pos_embedding, std=.02)
+        coords = torch.stack(
+            torch.meshgrid(
+                torch.arange(window_size),
+                torch.arange(window_size),
+                indexing='ij'), -1).reshape(-1, 2)
+        rel = coords[None, :, :] - coords[:, None, :] + window_size - 1
+        # Flat index into pos_embedding, (query, key); not in the state dict.
+        self.register_buffer(
+            'rel_index', rel[..., 0] * side + rel[..., 1], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        p, heads, d = self.window_size, self.num_heads, self.head_dim
+        # 1x1 convs are pointwise, so they run on the unpadded map.
+        qkv = torch.cat([self.to_q(x), self.to_kv(x)], dim=1)
+        pad_h, pad_w = (-h) % p, (-w) % p
+        if pad_h or pad_w:
+            qkv = F.pad(qkv, (0, pad_w, 0, pad_h))
+        n1, n2 = (h + pad_h) // p, (w + pad_w) // p
+        # channels are (qkv, head, dim); tokens of a window are row-major.
+        qkv = qkv.reshape(b, 3, heads, d, n1, p, n2, p)
+        qkv = qkv.permute(1, 0, 4, 6, 2, 5, 7, 3).reshape(
+            3, b * n1 * n2, heads, p * p, d)
+        q, k, v = qkv.unbind(0)
+
+        bias = self.pos_embedding.flatten()[self.rel_index].to(q.dtype)
+        if pad_h or pad_w:
+            valid = x.new_zeros((h + pad_h, w + pad_w), dtype=torch.bool)
+            valid[:h, :w] = True
+            valid = valid.reshape(n1, p, n2, p).permute(0, 2, 1, 3).reshape(
+                n1 * n2, 1, 1, p * p)
+            key_bias = torch.zeros(
+                valid.shape, dtype=q.dtype, device=q.device).masked_fill(
+                    ~valid, float('-inf'))
+            mask = (bias + key_bias).expand(b, -1, -1, -1, -1).reshape(
+                b * n1 * n2, 1, p * p, p * p)
+        else:
+            mask = bias
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, scale=self.scale)
+        out = out.reshape(b, n1, n2, heads, p, p, d).permute(
+            0, 3, 6, 1, 4, 2, 5).reshape(b, heads * d, n1 * p, n2 * p)
+        if pad_h or pad_w:
+            out = out[:, :, :h, :w]
+        return self.to_out(out)
+
+
+class AttentionBlock(_PreActBlock):
+    """Official pre-activation MSA block (``AttentionBlockB``), no FFN.
+
+    ``norm1 -> GELU -> conv1x1 (in -> in // expansion) -> norm2 -> window
+    attention (-> channels * expansion) -> + skip``.
+
+    Args:
+        in_channels (int): Input channels.
+        channels (int): Output is ``channels * expansion``.
+        num_heads (int): Attention heads.
+        head_dim (int): Channels per head. Defaults to 64.
+        window_size (int): Window side. Defaults to 7.
+        expansion (int): 1 (basic variants) or 4 (bottleneck variants).
+            Defaults to 1.
+        drop_path (float): Drop-path rate. Defaults to 0.
+        norm_cfg (dict): Norm config. Defaults to ``dict(type='BN')``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 channels: int,
+                 num_heads: int,
+                 head_dim: int = 64,
+                 window_size: int = 7,
+                 expansion: int = 1,
+                 drop_path: float = 0.,
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        self.expansion = expansion
+        out_channels = channels * expansion
+        width = in_channels // expansion
+        # Never used by the official layouts (an MSA block is never first in
+        # a stage) but kept for dict archs with a width change.
+        self.shortcut = None
+        if in_channels != out_channels:
+            self.shortcut = _conv(in_channels, out_channels, 1)
+        self.norm1 = _norm(norm_cfg, in_channels)
+        self.act = nn.GELU()
+        self.conv = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.norm2 = _norm(norm_cfg, width)
+        self.attn = WindowAttention(width, out_channels, num_heads, head_dim,
+                                    window_size)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    @property
+    def bn_in(self) -> nn.Module:
+        return self.norm1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, skip = self._pre(x)
+        x = self.attn(self.norm2(self.conv(x)))
+        return self.drop_path(x) + skip
+
+
+@MODELS.register_module()
+class AlterNet(BaseModule):
+    """AlterNet backbone for dense prediction (mmseg and mmdet).
+
+    A pre-activation ResNet (ImageNet stem: conv 7x7/2 + max-pool 3x3/2, no
+    norm) in which the last blocks of stages 2-4 alternate with local-window
+    MSA blocks, following the rule ``[conv] * (n - 2 * m) + [conv, msa] * m``
+    for a stage of ``n`` blocks with ``m`` MSA blocks.
+
+    **Weights.** No ImageNet AlterNet weights are public (the official
+    maintainer says so in issue #37 of ``xxxnell/how-do-vits-work``), so the
+    default is training from scratch (kaiming-normal convs, unit/zero norms,
+    truncated-normal relative position tables). Checkpoints in the official
+    layout (``{'name', 'state_dict'}``, official key names) load with
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)``; the classifier's BN
+    becomes the last output norm (``norm3``) and the linear head is dropped.
+
+    **Outputs.** One map per entry of ``out_indices`` at strides 4/8/16/32.
+    The stages end pre-activation, so each output passes through its own
+    ``norm{i}`` (built from ``norm_cfg``) and ReLU. Any input size works: MSA
+    blocks pad to a multiple of the window and mask the padding.
+
+    Args:
+        arch (int | str | dict): 18, 34, 50, 101 or 152 (int, ``'50'`` or
+            ``'alternet-50'``), or a dict with keys ``block`` (``'basic'`` or
+            ``'bottleneck'``), ``num_blocks`` and ``num_msa`` (4 ints each,
+            ``2 * num_msa[i] <= num_blocks[i]``), ``heads`` (4 ints) and
+            optionally ``head_dim`` (defaults to 64). Defaults to 50.
+        out_indices (Sequence[int]): Stages to return, from 0..3.
+            Defaults to ``(0, 1, 2, 3)``.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, ``i`` the stem
+            and stages ``1..i`` (parameters without grad, norms in eval
+            mode). Output norms are never frozen. Defaults to -1.
+        norm_eval (bool): Keep every BN layer in eval mode while training.
+            Defaults to False.
+        with_cp (bool): Gradient checkpointing per block. Defaults to False.
+        drop_path_rate (float): Stochastic depth, linear over all blocks from
+            0 (first) to this value (last). Defaults to 0.
+        window_size (int): Attention window side. Defaults to 7.
+        norm_cfg (dict): Norm of the blocks and of the outputs (e.g. BN,
+            SyncBN, GN). Defaults to ``dict(type='BN', requires_grad=True)``.
+        init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
+            checkpoint=..., prefix=...)`` loads a checkpoint (official layout
+            or ours); other mmengine init configs are applied as usual; None
+            uses the from-scratch init. Defaults to None.
+    """
+
+    arch_settings: Dict[int, dict] = {
+        18: dict(block='basic', num_blocks=(2, 2, 2, 2),
+                 num_msa=(0, 1, 1, 1), heads=(3, 6, 12, 24)),
+        34: dict(block='basic', num_blocks=(3, 4, 6, 4),
+                 num_msa=(0, 1, 3, 2), heads=(3, 6, 12, 24)),
+        50: dict(block='bottleneck', num_blocks=(3, 4, 6, 4),
+                 num_msa=(0, 1, 3, 2), heads=(3, 6, 12, 24)),
+        101: dict(block='bottleneck', num_blocks=(3, 4, 23, 4),
+                  num_msa=(0, 1, 3, 2), heads=(3, 6, 12, 24)),
+        152: dict(block='bottleneck', num_blocks=(3, 8, 36, 4),
+                  num_msa=(0, 1, 3, 2), heads=(3, 6, 12, 24)),
+    }
+    _BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}
+    _ARCH_KEYS = ('block', 'num_blocks', 'num_msa', 'heads', 'head_dim')
+
+    #: Parameter-name substrings that get no weight decay.
+    no_weight_decay_keywords = ('pos_embedding', )
+
+    def __init__(self,
+                 arch: Union[int, str, dict] = 50,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 drop_path_rate: float = 0.,
+                 window_size: int = 7,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        arch = self._parse_arch(arch)
+        block_cls = self._BLOCKS[arch['block']]
+        expansion = block_cls.expansion
+        out_indices = tuple(out_indices)
+        if not out_indices or any(
+                not isinstance(i, int) or not 0 <= i < 4
+                for i in out_indices) or len(set(out_indices)) != len(
+                    out_indices):
+            raise ValueError('out_indices must be distinct stage indices in '
+                             f'0..3, got {out_indices}')
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= 4:
+            raise ValueError(
+                f'frozen_stages must be in -1..4, got {frozen_stages}')
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(
+                f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        self.arch = arch
+        self.out_indices = tuple(sorted(out_indices))
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.num_blocks = tuple(arch['num_blocks'])
+
+        self.stem = nn.Sequential(
+            OrderedDict(
+                conv=nn.Conv2d(3, _STEM_WIDTH, 7, 2, 3, bias=False),
+                pool=nn.MaxPool2d(3, 2, 1)))
+        total = sum(self.num_blocks)
+        rates = [
+            drop_path_rate * k / max(total - 1, 1) for k in range(total)
+        ]
+        in_channels, k = _STEM_WIDTH, 0
+        stage_channels = []
+        for s, (n, m) in enumerate(zip(self.num_blocks, arch['num_msa'])):
+            width = _STAGE_WIDTHS[s]
+            is_msa = [False] * (n - 2 * m) + [False, True] * m
+            blocks = []
+            for j, msa in enumerate(is_msa):
+                if msa:
+                    block = AttentionBlock(
+                        in_channels, width, arch['heads'][s],
+                        arch['head_dim'], window_size, expansion, rates[k],
+                        norm_cfg)
+                else:
+                    block = block_cls(in_channels, width,
+                                      2 if (j == 0 and s > 0) else 1,
+                                      rates[k], norm_cfg)
+                blocks.append(block)
+                in_channels = width * expansion
+                k += 1
+            self.add_module(f'layer{s + 1}', nn.Sequential(*blocks))
+            stage_channels.append(in_channels)
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', _norm(norm_cfg, stage_channels[i]))
+        self.out_act = nn.ReLU(inplace=True)
+        self.out_channels: Tuple[int, ...] = tuple(
+            stage_channels[i] for i in self.out_indices)
+        self.out_strides: Tuple[int, ...] = tuple(
+            (4, 8, 16, 32)[i] for i in self.out_indices)
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch: Union[int, str, dict]) -> dict:
+        valid = ', '.join(str(a) for a in cls.arch_settings)
+        if isinstance(arch, dict):
+            unknown = sorted(set(arch) - set(cls._ARCH_KEYS))
+            missing = sorted(
+                set(cls._ARCH_KEYS) - {'head_dim'} - set(arch))
+            if unknown or missing:
+                raise ValueError(
+                    f'arch dict: unknown keys {unknown}, missing keys '
+                    f'{missing}; valid keys are {cls._ARCH_KEYS}')
+            arch = dict(arch)
+            arch.setdefault('head_dim', 64)
+            if arch['block'] not in cls._BLOCKS:
+                raise ValueError(f"arch['block'] must be one of "
+                                 f"{tuple(cls._BLOCKS)}, got {arch['block']!r}")
+            for key in ('num_blocks', 'num_msa', 'heads'):
+                if len(arch[key]) != 4:
+                    raise ValueError(f"arch['{key}'] needs 4 entries, got "
+                                     f'{arch[key]}')
+            for n, m in zip(arch['num_blocks'], arch['num_msa']):
+                if n < 1 or m < 0 or 2 * m > n:
+                    raise ValueError(
+                        'each stage needs num_blocks >= 1 and 0 <= 2 * '
+                        f"num_msa <= num_blocks, got {arch['num_blocks']} / "
+                        f"{arch['num_msa']}")
+            return arch
+        key = arch
+        if isinstance(arch, str):
+            name = arch.lower()
+            for prefix in ('alternet-', 'alternet_', 'alternet'):
+                if name.startswith(prefix):
+                    name = name[len(prefix):]
+                    break
+            key = int(name) if name.isdigit() else arch
+        if isinstance(key, bool) or key not in cls.arch_settings:
+            raise ValueError(f'unknown AlterNet arch {arch!r}; valid archs are '
+                             f'{valid} (int, str) or a dict')
+        return dict(cls.arch_settings[key], head_dim=64)
+
+    # ------------------------------------------------------------------ init
+    def init_weights(self) -> None:
+        """Load a checkpoint (``Pretrained``) or initialise from scratch."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_pretrained(
+                self,
+                cfg['checkpoint'],
+                convert=convert_alternet,
+                prefix=cfg.get('prefix'))
+            self._is_init = True
+            return
+        if cfg is not None:
+            super().init_weights()
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(
+                    m.weight, mode='fan_out', nonlinearity='relu')
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (_BatchNorm, nn.GroupNorm, nn.LayerNorm)):
+                if m.weight is not None:
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, WindowAttention):
+                trunc_normal_(m.pos_embedding, std=.02)
+        self._is_init = True
+
+    # ----------------------------------------------------------------- train
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.stem] + [
+            getattr(self, f'layer{i}')
+            for i in range(1, self.frozen_stages + 1)
+        ]
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'AlterNet':
+        """Set train mode, keeping frozen stages (and BN with
+        ``norm_eval``) in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # --------------------------------------------------------------- forward
+    def _run_stage(self, stage: nn.Sequential,
+                   x: torch.Tensor) -> torch.Tensor:
+        for block in stage:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+    def forward_stages(self,
+                       x: torch.Tensor,
+                       num_stages: int = 4) -> List[torch.Tensor]:
+        """Raw (pre-activation) outputs of the first ``num_stages`` stages.
+
+        These are the tensors the official model produces after
+        ``layer1`` ... ``layer4``.
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` images.
+            num_stages (int): How many stages to run. Defaults to 4.
+
+        Returns:
+            list[Tensor]: One map per stage, strides 4, 8, 16, 32.
+        """
+        x = self.stem(x)
+        outs = []
+        for s in range(num_stages):
+            x = self._run_stage(getattr(self, f'layer{s + 1}'), x)
+            outs.append(x)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Normalised, activated maps of the stages in ``out_indices``.
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` images, any ``H`` and ``W``.
+
+        Returns:
+            tuple[Tensor]: ``(B, out_channels[i], ceil(H / s), ceil(W / s))``
+            for each ``s`` in ``out_strides``.
+        """
+        stages = self.forward_stages(x, self.out_indices[-1] + 1)
+        return tuple(
+            self.out_act(getattr(self, f'norm{i}')(stages[i]))
+            for i in self.out_indices)
+
+    # ------------------------------------------------------------- lr decay
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Layer id of a parameter for layer-wise lr decay.
+
+        Blocks are numbered over the whole network; the stem is layer 0, the
+        ``k``-th block (0-based) is layer ``k + 1`` and the output norms (and
+        any name outside ``prefix``) are the top layer.
+
+        Args:
+            param_name (str): Parameter name, e.g.
+                ``'backbone.layer2.1.conv1.weight'``.
+            prefix (str): Prefix of the backbone's parameters.
+                Defaults to ``''``.
+
+        Returns:
+            tuple[int, int]: ``(layer_id, num_layers)`` with
+            ``num_layers = total_blocks + 2``.
+        """
+        num_layers = sum(self.num_blocks) + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        if name.startswith('stem.'):
+            return 0, num_layers
+        parts = name.split('.')
+        if len(parts) > 2 and parts[0] in ('layer1', 'layer2', 'layer3',
+                                           'layer4') and parts[1].isdigit():
+            stage = int(parts[0][-1]) - 1
+            block = int(parts[1])
+            return sum(self.num_blocks[:stage]) + block + 1, num_layers
+        return num_layers - 1, num_layers

@@ -1,0 +1,54 @@
+"""Convert an official AlterNet checkpoint to the mmsupervit layout.
+
+    python tools/model_converters/alternet2mmsupervit.py SRC DST
+
+SRC is a checkpoint written by the official ``xxxnell/how-do-vits-work``
+code (``{'name', 'state_dict'[, 'optimizer']}``) or a bare state dict. DST
+gets ``{'state_dict': ..., 'meta': ...}`` with the keys of
+``mmsupervit.AlterNet`` (same conversion as the ``init_cfg`` load path:
+:func:`mmsupervit.models.backbones.alternet.convert_alternet`). The linear
+classifier is dropped; the classifier BN becomes the last output norm.
+
+No ImageNet AlterNet weights are public; this tool is for checkpoints you
+trained with the official code.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import torch
+
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from mmsupervit.models.backbones.alternet import convert_alternet  # noqa: E402
+from mmsupervit.models.utils.checkpoint import (  # noqa: E402
+    load_checkpoint_file, unwrap_state_dict)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Convert an official AlterNet checkpoint to mmsupervit.')
+    parser.add_argument('src', help='official checkpoint (path or URL)')
+    parser.add_argument('dst', help='output path')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    checkpoint = load_checkpoint_file(args.src)
+    state_dict = convert_alternet(unwrap_state_dict(checkpoint))
+    meta = dict(
+        source=args.src,
+        converter='alternet2mmsupervit',
+        official_name=checkpoint.get('name'))
+    dst_dir = osp.dirname(osp.abspath(args.dst))
+    os.makedirs(dst_dir, exist_ok=True)
+    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
+    print(f'saved {len(state_dict)} tensors to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
