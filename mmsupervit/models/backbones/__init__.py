@@ -1,1 +1,2 @@
 from .alternet import AlterNet  # noqa: F401
+from .patchconvnet import PatchConvNet  # noqa: F401

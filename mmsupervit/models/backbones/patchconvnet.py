@@ -1,0 +1,641 @@
+"""PatchConvNet (Touvron et al., "Augmenting Convolutional networks with
+attention-based aggregation", 2021) as a dense-prediction backbone.
+
+The network is a convolutional stem of stride 16 followed by a column of
+identical residual blocks (layer norm over channels, 1x1 conv, depth-wise 3x3
+conv, squeeze-excitation, 1x1 conv, layer scale). For classification the
+official model pools the column with one class-attention block; dense heads
+read the column directly, so that block is optional here (``with_attn_pool``)
+and only used for :meth:`PatchConvNet.pooled_features` and
+:meth:`PatchConvNet.attention_map`.
+
+Everything runs on NCHW maps, so inputs of any height and width work (the
+official code only accepts square inputs because it turns its token sequence
+back into a square map inside every block).
+"""
+import re
+from functools import partial
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from timm.layers import DropPath, LayerNorm2d, Mlp, trunc_normal_
+from timm.models._efficientnet_blocks import SqueezeExcite
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmsupervit.models.utils.checkpoint import CheckpointError, load_pretrained
+from mmsupervit.registry import MODELS
+
+StateDict = Dict[str, torch.Tensor]
+
+# LayerNorm epsilon of every official variant (``partial(nn.LayerNorm,
+# eps=1e-6)`` in the official constructors).
+_LN_EPS = 1e-6
+
+
+def _build_out_norm(norm_cfg: dict, channels: int) -> nn.Module:
+    """A norm that works on NCHW maps.
+
+    ``LN``/``LN2d`` give a layer norm over the channels of each position
+    (mmcv's ``LN`` would normalise the last, spatial, axis); any other type
+    goes to mmcv's ``build_norm_layer`` (``BN``, ``SyncBN``, ``GN``, ...).
+    """
+    cfg = dict(norm_cfg)
+    norm_type = cfg.pop('type', None)
+    if norm_type in ('LN', 'LN2d'):
+        eps = cfg.pop('eps', _LN_EPS)
+        requires_grad = cfg.pop('requires_grad', True)
+        if cfg:
+            raise TypeError(
+                f'unexpected keys {sorted(cfg)} in norm_cfg of type '
+                f'{norm_type!r} (allowed: eps, requires_grad)')
+        norm = LayerNorm2d(channels, eps=eps)
+        for param in norm.parameters():
+            param.requires_grad = requires_grad
+        return norm
+    return build_norm_layer(norm_cfg, channels)[1]
+
+
+class ConvStem(nn.Module):
+    """Four 3x3 stride-2 convolutions without bias (stride 16 in total).
+
+    Widths are ``C/8, C/4, C/2, C`` with a GELU between the convolutions and
+    none after the last one; no normalisation (as in the official stem).
+
+    Args:
+        in_channels (int): Input channels.
+        embed_dims (int): Output channels; must be a multiple of 8.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int) -> None:
+        super().__init__()
+        widths = [in_channels] + [embed_dims // d for d in (8, 4, 2, 1)]
+        layers: List[nn.Module] = []
+        for i in range(4):
+            if i:
+                layers.append(nn.GELU())
+            layers.append(
+                nn.Conv2d(
+                    widths[i],
+                    widths[i + 1],
+                    kernel_size=3,
+                    stride=2,
+                    padding=1,
+                    bias=False))
+        # Indices 0, 2, 4, 6 are the convolutions (official ``proj.{i}.0``).
+        self.proj = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class ConvBlock(nn.Module):
+    """One column block: ``x + gamma * branch(LN(x))`` on an NCHW map.
+
+    The branch is ``conv1x1 -> GELU -> dwconv3x3 -> GELU -> SE -> conv1x1``,
+    every convolution with bias; the squeeze-excitation reduces to
+    ``round(C / 4)`` channels with a ReLU and a sigmoid gate.
+
+    Args:
+        embed_dims (int): Channels.
+        drop_path (float): Stochastic depth rate of the residual branch.
+            Defaults to 0.
+        layer_scale_init_value (float): Initial value of ``gamma``.
+            Defaults to 1e-4.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 drop_path: float = 0.,
+                 layer_scale_init_value: float = 1e-4) -> None:
+        super().__init__()
+        self.norm = LayerNorm2d(embed_dims, eps=_LN_EPS)
+        self.conv1 = nn.Conv2d(embed_dims, embed_dims, kernel_size=1)
+        self.act1 = nn.GELU()
+        self.dwconv = nn.Conv2d(
+            embed_dims, embed_dims, kernel_size=3, padding=1,
+            groups=embed_dims)
+        self.act2 = nn.GELU()
+        self.se = SqueezeExcite(embed_dims, rd_ratio=0.25)
+        self.conv2 = nn.Conv2d(embed_dims, embed_dims, kernel_size=1)
+        self.gamma = nn.Parameter(
+            torch.full((embed_dims, ), float(layer_scale_init_value)))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 \
+            else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act1(self.conv1(self.norm(x)))
+        y = self.se(self.act2(self.dwconv(y)))
+        y = self.conv2(y)
+        return x + self.drop_path(self.gamma.view(1, -1, 1, 1) * y)
+
+
+class ClassAttention(nn.Module):
+    """Single-query attention of the class token over all tokens.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Heads. Defaults to 1 (every official variant).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int = 1) -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by '
+                             f'num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.scale = (embed_dims // num_heads)**-0.5
+        self.q = nn.Linear(embed_dims, embed_dims)
+        self.k = nn.Linear(embed_dims, embed_dims)
+        self.v = nn.Linear(embed_dims, embed_dims)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+
+    def forward(self,
+                tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Attend from ``tokens[:, 0]`` to all ``tokens`` (B, N, C).
+
+        Returns:
+            tuple[Tensor, Tensor]: The updated query (B, 1, C) and the
+            attention weights (B, heads, N).
+        """
+        B, N, C = tokens.shape
+        h = self.num_heads
+        q = self.q(tokens[:, :1]).reshape(B, 1, h, C // h).transpose(1, 2)
+        k = self.k(tokens).reshape(B, N, h, C // h).transpose(1, 2)
+        v = self.v(tokens).reshape(B, N, h, C // h).transpose(1, 2)
+        attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(B, 1, C)
+        return self.proj(out), attn[:, :, 0]
+
+
+class AttentionPool(nn.Module):
+    """The official class-attention pooling block plus the final norm.
+
+    ``cls = cls + gamma_1 * attn(norm1(cat(cls, x)))``, then
+    ``cls = cls + gamma_2 * mlp(norm2(cls))`` (MLP ratio 3); ``norm`` is the
+    official final layer norm.
+
+    Args:
+        embed_dims (int): Channels.
+        layer_scale_init_value (float): Initial ``gamma_1``/``gamma_2``.
+            Defaults to 1e-4.
+        mlp_ratio (float): Hidden width ratio of the MLP. Defaults to 3.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 layer_scale_init_value: float = 1e-4,
+                 mlp_ratio: float = 3.) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
+        self.norm1 = nn.LayerNorm(embed_dims, eps=_LN_EPS)
+        self.attn = ClassAttention(embed_dims)
+        self.gamma_1 = nn.Parameter(
+            torch.full((embed_dims, ), float(layer_scale_init_value)))
+        self.norm2 = nn.LayerNorm(embed_dims, eps=_LN_EPS)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
+        self.gamma_2 = nn.Parameter(
+            torch.full((embed_dims, ), float(layer_scale_init_value)))
+        self.norm = nn.LayerNorm(embed_dims, eps=_LN_EPS)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Pool a column map (B, C, H, W).
+
+        Returns:
+            tuple[Tensor, Tensor]: The class token after the block, before
+            ``norm`` (B, 1, C), and the attention weights of the class query
+            over ``[cls] + patches`` in row-major order (B, heads, 1 + H*W).
+        """
+        patches = x.flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        attn_out, weights = self.attn(
+            self.norm1(torch.cat((cls, patches), dim=1)))
+        cls = cls + self.gamma_1 * attn_out
+        cls = cls + self.gamma_2 * self.mlp(self.norm2(cls))
+        return cls, weights
+
+
+_ATTN_POOL_PREFIX = 'attn_pool.'
+
+
+def convert_patchconvnet(state_dict: StateDict,
+                         with_attn_pool: bool = False) -> StateDict:
+    """Convert an official PatchConvNet state dict to this backbone's keys.
+
+    The classification ``head`` is dropped. The class-attention pooling
+    weights (``cls_token``, ``blocks_token_only.0.*``, final ``norm.*``) go to
+    ``attn_pool.*`` when ``with_attn_pool`` is True and are dropped otherwise.
+    Keys already in our layout pass through unchanged (so converting twice is
+    harmless), as do unknown keys (the loader reports them).
+
+    Args:
+        state_dict (dict): Official (``patchconvnet_models.py``) or already
+            converted weights, unwrapped.
+        with_attn_pool (bool): Keep the pooling block. Defaults to False.
+
+    Returns:
+        dict: Weights for :class:`PatchConvNet`.
+    """
+    block_map = {
+        'norm1.': 'norm.',
+        'gamma_1': 'gamma',
+        'attn.qkv_pos.0.': 'conv1.',
+        'attn.qkv_pos.2.': 'dwconv.',
+        'attn.qkv_pos.4.': 'se.',
+        'attn.qkv_pos.5.': 'conv2.',
+    }
+    block_re = re.compile(r'^blocks\.(\d+)\.(.*)$')
+    stem_re = re.compile(r'^patch_embed\.proj\.(\d+)\.0\.(.*)$')
+    out: StateDict = {}
+    for key, value in state_dict.items():
+        new_key: Optional[str] = key
+        if key.startswith('head.'):
+            new_key = None
+        elif key == 'cls_token':
+            new_key = _ATTN_POOL_PREFIX + key
+        elif key.startswith('blocks_token_only.0.'):
+            new_key = _ATTN_POOL_PREFIX + key[len('blocks_token_only.0.'):]
+        elif key.startswith('norm.'):
+            new_key = _ATTN_POOL_PREFIX + key
+        elif stem_re.match(key):
+            new_key = stem_re.sub(r'patch_embed.proj.\1.\2', key)
+        else:
+            match = block_re.match(key)
+            if match:
+                rest = match.group(2)
+                for old, new in block_map.items():
+                    if rest.startswith(old):
+                        new_key = (f'blocks.{match.group(1)}.' + new +
+                                   rest[len(old):])
+                        break
+        if new_key is None or (new_key.startswith(_ATTN_POOL_PREFIX)
+                               and not with_attn_pool):
+            continue
+        out[new_key] = value
+    return out
+
+
+# name: (embed_dims, depth, layer_scale_init_value)
+_ARCH_SETTINGS = {
+    's60': (384, 60, 1e-4),
+    's120': (384, 120, 1e-6),
+    'b60': (768, 60, 1e-6),
+    'b120': (768, 120, 1e-6),
+    'l60': (1024, 60, 1e-6),
+    'l120': (1024, 120, 1e-6),
+}
+
+
+@MODELS.register_module()
+class PatchConvNet(BaseModule):
+    """PatchConvNet backbone returning same-stride (16) maps from its column.
+
+    Inputs of any size at least 16x16 are padded with zeros at the right and
+    bottom to a multiple of 16, so an H x W input gives
+    ``ceil(H/16) x ceil(W/16)`` maps that cover the *padded* input (the last
+    row/column of cells may include padding). Numerically this is the
+    official model wherever the official model runs (square inputs with a
+    side that is a multiple of 16).
+
+    Official weights load as published, e.g.
+    ``init_cfg=dict(type='Pretrained',
+    checkpoint='https://dl.fbaipublicfiles.com/deit/s60_224_1k.pth')``
+    (``{'model': ...}``, ``{'state_dict': ...}`` or bare dicts; an optional
+    ``prefix`` selects a sub-module of a bigger checkpoint). The conversion
+    is :func:`convert_patchconvnet`.
+
+    Args:
+        arch (str | dict): ``'S60'``, ``'S120'``, ``'B60'``, ``'B120'``,
+            ``'L60'`` or ``'L120'`` (case-insensitive), or a dict with
+            ``embed_dims`` (a multiple of 8), ``depth`` and optionally
+            ``layer_scale_init_value`` (defaults to 1e-6). Defaults to
+            ``'S60'``.
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (Sequence[int], optional): Column blocks whose outputs
+            are returned (negative values count from the end). Defaults to
+            None: four evenly spaced depths ending at the last block, e.g.
+            ``(14, 29, 44, 59)`` for depth 60.
+        out_norm (bool): Apply a norm (``norm_cfg``) to each output.
+            Defaults to True.
+        norm_cfg (dict): The output norm. ``LN``/``LN2d`` mean a layer norm
+            over channels; other types are built by mmcv. Defaults to
+            ``dict(type='LN2d', eps=1e-6)``.
+        drop_path_rate (float): Stochastic depth rate. As in the official
+            code (``dpr_constant=True``) every block gets this same rate
+            (no linear ramp). Defaults to 0.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, ``i > 0`` the
+            stem and column blocks ``0 .. i-1`` (eval mode, no gradients).
+            Defaults to -1.
+        norm_eval (bool): Keep batch-norm layers (only possible in the output
+            norms) in eval mode during training. Defaults to False.
+        with_cp (bool): Gradient checkpointing per column block during
+            training (saves activation memory, costs one more forward).
+            Defaults to False.
+        with_attn_pool (bool): Build the official class-attention pooling
+            block (needed by :meth:`pooled_features` and
+            :meth:`attention_map`, not by :meth:`forward`). Defaults to False.
+        init_cfg (dict | list[dict], optional): Initialisation config; a
+            ``Pretrained`` dict loads an official or converted checkpoint.
+            Defaults to None.
+    """
+
+    arch_zoo = _ARCH_SETTINGS
+    #: Substrings of parameter names that get no weight decay.
+    no_weight_decay_keywords = ('gamma', 'cls_token')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'S60',
+                 in_channels: int = 3,
+                 out_indices: Optional[Sequence[int]] = None,
+                 out_norm: bool = True,
+                 norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 drop_path_rate: float = 0.,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 with_attn_pool: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        embed_dims, depth, ls_init = self._parse_arch(arch)
+        self.embed_dims = embed_dims
+        self.depth = depth
+        self.patch_size = 16
+
+        if out_indices is None:
+            out_indices = sorted(
+                {max(depth * k // 4 - 1, 0)
+                 for k in range(1, 5)})
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        out_indices = list(out_indices)
+        if not out_indices:
+            raise ValueError('out_indices must not be empty')
+        normalised = []
+        for idx in out_indices:
+            if not isinstance(idx, int) or not -depth <= idx < depth:
+                raise ValueError(
+                    f'out_indices must be ints in [-{depth}, {depth - 1}] '
+                    f'for a column of depth {depth}, got {out_indices}')
+            normalised.append(idx % depth)
+        if len(set(normalised)) != len(normalised):
+            raise ValueError(f'out_indices {out_indices} has duplicates')
+        self.out_indices = tuple(normalised)
+        if not -1 <= frozen_stages <= depth:
+            raise ValueError(
+                f'frozen_stages must be in [-1, {depth}], got {frozen_stages}')
+        if drop_path_rate < 0 or drop_path_rate >= 1:
+            raise ValueError(
+                f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.with_attn_pool = with_attn_pool
+        self.drop_path_rate = drop_path_rate
+
+        #: Channels and stride of each output (the project's feature contract).
+        self.out_channels: Tuple[int, ...] = (embed_dims, ) * len(
+            self.out_indices)
+        self.out_strides: Tuple[int, ...] = (self.patch_size, ) * len(
+            self.out_indices)
+
+        self.patch_embed = ConvStem(in_channels, embed_dims)
+        self.blocks = nn.ModuleList([
+            ConvBlock(embed_dims, drop_path_rate, ls_init)
+            for _ in range(depth)
+        ])
+        self.out_norm = out_norm
+        if out_norm:
+            self.out_norms = nn.ModuleList([
+                _build_out_norm(norm_cfg, embed_dims)
+                for _ in self.out_indices
+            ])
+        self.attn_pool = AttentionPool(embed_dims, ls_init) \
+            if with_attn_pool else None
+
+        self._init_official()
+        self._freeze_stages()
+
+    @staticmethod
+    def _parse_arch(arch: Union[str, dict]) -> Tuple[int, int, float]:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in _ARCH_SETTINGS:
+                valid = ', '.join(k.upper() for k in _ARCH_SETTINGS)
+                raise ValueError(f'unknown PatchConvNet arch {arch!r}; valid '
+                                 f'names are {valid} (or a dict)')
+            return _ARCH_SETTINGS[key]
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
+        allowed = {'embed_dims', 'depth', 'layer_scale_init_value'}
+        unknown = sorted(set(arch) - allowed)
+        missing = sorted({'embed_dims', 'depth'} - set(arch))
+        if unknown or missing:
+            raise ValueError(
+                f'arch dict needs embed_dims and depth (optional '
+                f'layer_scale_init_value); missing {missing}, unknown '
+                f'{unknown}')
+        embed_dims, depth = int(arch['embed_dims']), int(arch['depth'])
+        if embed_dims <= 0 or embed_dims % 8:
+            raise ValueError('embed_dims must be a positive multiple of 8 '
+                             f'(stem widths C/8..C), got {embed_dims}')
+        if depth <= 0:
+            raise ValueError(f'depth must be positive, got {depth}')
+        return embed_dims, depth, float(
+            arch.get('layer_scale_init_value', 1e-6))
+
+    def _init_official(self) -> None:
+        """The official initialisation (used when no checkpoint is loaded).
+
+        Linear layers and the class token: truncated normal with std 0.02,
+        zero bias; layer norms: 1/0; convolutions keep PyTorch's default.
+        """
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.attn_pool is not None:
+            trunc_normal_(self.attn_pool.cls_token, std=.02)
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg``'s checkpoint (official or converted keys).
+
+        Other ``init_cfg`` types go through mmengine's ``BaseModule``; without
+        ``init_cfg`` the official initialisation done at construction stays.
+        """
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            if 'checkpoint' not in cfg:
+                raise CheckpointError(
+                    "init_cfg of type 'Pretrained' needs a 'checkpoint'")
+            load_pretrained(
+                self,
+                cfg['checkpoint'],
+                convert=partial(
+                    convert_patchconvnet, with_attn_pool=self.with_attn_pool),
+                prefix=cfg.get('prefix'))
+            self._is_init = True
+        else:
+            super().init_weights()
+        self._freeze_stages()
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed] + list(
+            self.blocks[:self.frozen_stages])
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'PatchConvNet':
+        """Set train/eval mode, keeping frozen parts and BN (norm_eval) in
+        eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(
+                f'expected an NCHW input, got shape {tuple(x.shape)}')
+        H, W = x.shape[-2:]
+        if H < self.patch_size or W < self.patch_size:
+            raise ValueError(
+                f'PatchConvNet needs inputs of at least {self.patch_size}x'
+                f'{self.patch_size}, got {H}x{W}')
+        pad_h = -H % self.patch_size
+        pad_w = -W % self.patch_size
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        return x
+
+    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and self.training and torch.is_grad_enabled() \
+                and x.requires_grad:
+            return cp.checkpoint(block, x, use_reentrant=False)
+        return block(x)
+
+    def forward_column(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Stem and column without output norms.
+
+        Args:
+            x (Tensor): Images (B, in_channels, H, W), H and W >= 16.
+
+        Returns:
+            list[Tensor]: The stem output followed by the output of every
+            column block, each (B, C, ceil(H/16), ceil(W/16)).
+        """
+        x = self.patch_embed(self._pad(x))
+        feats = [x]
+        for block in self.blocks:
+            x = self._run_block(block, x)
+            feats.append(x)
+        return feats
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Column maps at ``out_indices``.
+
+        Args:
+            x (Tensor): Images (B, in_channels, H, W), H and W >= 16.
+
+        Returns:
+            tuple[Tensor]: One (B, C, ceil(H/16), ceil(W/16)) map per entry
+            of ``out_indices`` (normalised when ``out_norm``).
+        """
+        x = self.patch_embed(self._pad(x))
+        wanted = set(self.out_indices)
+        feats: Dict[int, torch.Tensor] = {}
+        for i, block in enumerate(self.blocks):
+            x = self._run_block(block, x)
+            if i in wanted:
+                feats[i] = x
+        return tuple(
+            self.out_norms[k](feats[i]) if self.out_norm else feats[i]
+            for k, i in enumerate(self.out_indices))
+
+    def _check_attn_pool(self) -> AttentionPool:
+        if self.attn_pool is None:
+            raise RuntimeError(
+                'this PatchConvNet was built without the attention-pooling '
+                'block; build it with with_attn_pool=True and load official '
+                'weights')
+        return self.attn_pool
+
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The official image embedding: the normalised class token.
+
+        This is the input of the official classification head.
+
+        Args:
+            x (Tensor): Images (B, in_channels, H, W).
+
+        Returns:
+            Tensor: (B, C).
+        """
+        pool = self._check_attn_pool()
+        cls, _ = pool(self.forward_column(x)[-1])
+        return pool.norm(cls)[:, 0]
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Where the pooling block looks: its class-query attention per patch.
+
+        Runs the whole column and the class-attention block and returns the
+        softmax weights of its single head from the class query to every
+        patch (the weight on the class token itself is left out, so each map
+        sums to one minus that weight). Cells map to 16x16 pixel patches of
+        the zero-padded input. Only meaningful with pretrained weights, and
+        requires ``with_attn_pool=True``.
+
+        Args:
+            x (Tensor): Images (B, in_channels, H, W), H and W >= 16.
+
+        Returns:
+            Tensor: (B, ceil(H/16), ceil(W/16)) attention weights.
+        """
+        pool = self._check_attn_pool()
+        feat = self.forward_column(x)[-1]
+        _, weights = pool(feat)
+        B, _, h, w = feat.shape
+        # Mean over heads (the official model has one head).
+        return weights[:, :, 1:].mean(dim=1).reshape(B, h, w)
+
+    def get_layer_depth(self,
+                        param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Layer id of a parameter for layer-wise lr decay.
+
+        The stem is layer 0, column block ``i`` is layer ``i + 1``; output
+        norms, the pooling block and everything outside the backbone are the
+        top layer ``depth + 1``.
+
+        Args:
+            param_name (str): Parameter name.
+            prefix (str): Prefix of the backbone's parameters in
+                ``param_name`` (e.g. ``'backbone.'``). Defaults to ``''``.
+
+        Returns:
+            tuple[int, int]: ``(layer_id, num_layers)`` with
+            ``num_layers = depth + 2``.
+        """
+        num_layers = self.depth + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        if name.startswith('patch_embed.'):
+            return 0, num_layers
+        if name.startswith('blocks.'):
+            return int(name.split('.')[1]) + 1, num_layers
+        return num_layers - 1, num_layers
