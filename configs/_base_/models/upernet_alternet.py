@@ -4,10 +4,9 @@ custom_imports = dict(imports=['mmsupervit'], allow_failed_imports=False)
 
 # BN works on one CPU/GPU; for multi-GPU runs set `sync_bn = 'torch'`.
 norm_cfg = dict(type='BN', requires_grad=True)
-crop_size = (512, 512)
 model = dict(
     pretrained=None,
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=dict(size=(512, 512)),
     backbone=dict(
         _delete_=True,
         type='mmsupervit.AlterNet',
@@ -18,4 +17,4 @@ model = dict(
         in_channels=[256, 512, 1024, 2048], num_classes=150,
         norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=1024, num_classes=150, norm_cfg=norm_cfg),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))

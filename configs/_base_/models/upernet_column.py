@@ -9,10 +9,9 @@ custom_imports = dict(imports=['mmsupervit'], allow_failed_imports=False)
 # (mmengine converts every BN to SyncBN when training is distributed).
 norm_cfg = dict(type='BN', requires_grad=True)
 embed_dims = 384
-crop_size = (512, 512)
 model = dict(
     pretrained=None,
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=dict(size=(512, 512)),
     backbone=dict(_delete_=True, type='mmsupervit.SuperViT', arch='deit-s'),
     neck=dict(
         type='mmsupervit.ColumnPyramidNeck',
@@ -28,4 +27,4 @@ model = dict(
         in_channels=embed_dims, in_index=2, num_classes=150,
         norm_cfg=norm_cfg),
     # single-scale test: sliding 512 windows with stride 341 (BEiT/XCiT)
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
