@@ -1,0 +1,846 @@
+"""SuperViT (DeiT-S and LV-ViT-S trunks) as a dense-prediction backbone.
+
+SuperViT (Lin et al., "Super Vision Transformer") trains one ViT to work at
+several input sizes (128/160/192/224 px, one learned position table each) and
+several token keeping rates (tokens pruned inside blocks 3, 6 and 9 by the
+class token's attention). This module re-implements both official variants
+(``super_deit_s`` and ``super_lvvit_s``) so that
+
+* the official checkpoints load as they are (:func:`convert_supervit`),
+* :meth:`SuperViT.forward_tokens` reproduces the official token sequences,
+  including the kept-token order after pruning, and
+* :meth:`SuperViT.forward` turns the trunk into a backbone for mmseg/mmdet:
+  any input size, full dense stride-16 maps even when tokens are pruned (a
+  pruned token keeps the value it had when it was pruned and is put back at
+  its grid position), and an input-scale option that maps the multi-size
+  training to dense inputs.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from timm.layers import DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmsupervit.models.utils.checkpoint import (CheckpointError,
+                                                load_pretrained)
+from mmsupervit.registry import MODELS
+
+StateDict = Dict[str, torch.Tensor]
+
+#: Trained input sizes of the official models, one position table each
+#: (``pos_embed_list.{0..3}``).
+POS_EMBED_SIZES: Tuple[int, ...] = (128, 160, 192, 224)
+
+#: Blocks that prune tokens. Hard-coded in the official forward (independent
+#: of depth, so the 16-block LV-ViT-S also prunes only there).
+PRUNE_BLOCKS: Tuple[int, ...] = (3, 6, 9)
+
+#: Key prefixes of official checkpoints that the backbone does not use.
+_DROPPED_PREFIXES = ('head.', 'aux_head.', 'pre_logits.')
+
+
+def convert_supervit(state_dict: StateDict) -> StateDict:
+    """Convert an official SuperViT state dict to this backbone's keys.
+
+    The backbone keeps the official parameter names (``cls_token``,
+    ``pos_embed_list.{0..3}``, ``patch_embed.*``, ``blocks.i.*``, ``norm.*``),
+    so the conversion only strips a ``module.`` (DataParallel) prefix and
+    drops the classification heads (``head``, LV-ViT's ``aux_head``). It is
+    idempotent: an already converted state dict comes back unchanged.
+
+    Args:
+        state_dict (dict): Official weights (``checkpoint['model']`` for
+            DeiT, ``checkpoint['state_dict_ema']``/``['state_dict']`` for
+            LV-ViT) or already converted ones.
+
+    Returns:
+        dict: The weights under this backbone's key names.
+    """
+    if state_dict and all(k.startswith('module.') for k in state_dict):
+        state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
+    return {
+        k: v
+        for k, v in state_dict.items() if not k.startswith(_DROPPED_PREFIXES)
+    }
+
+
+class SuperViTAttention(nn.Module):
+    """Multi-head self-attention that can also return the class token's
+    head-averaged attention row (the pruning score).
+
+    Args:
+        embed_dims (int): Token width.
+        num_heads (int): Number of heads.
+        qkv_bias (bool): Bias in the qkv projection.
+        scale_q (bool): Apply the ``head_dim ** -0.5`` scale to ``q`` before
+            the product (LV-ViT) instead of to the product (DeiT). Only the
+            order of floating-point operations differs.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool,
+                 scale_q: bool) -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by '
+                             f'num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.scale = self.head_dims**-0.5
+        self.scale_q = scale_q
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+
+    def forward(self, x: torch.Tensor, with_cls_score: bool = False
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Attend.
+
+        Args:
+            x (Tensor): (B, N, C) tokens, class token first.
+            with_cls_score (bool): Also return the pruning score.
+                Defaults to False.
+
+        Returns:
+            tuple: The attention output (B, N, C) and, if asked, the
+            softmax attention of the class query over the patch keys averaged
+            over heads (B, N - 1); otherwise None.
+        """
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads,
+                                  self.head_dims).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = self.proj(out.transpose(1, 2).reshape(B, N, C))
+        score = None
+        if with_cls_score:
+            # Only the class query's row is needed: O(N) instead of the
+            # O(N^2) attention matrix. The operation order follows the
+            # official code so the kept set and order reproduce exactly.
+            q_cls = q[:, :, :1]
+            if self.scale_q:
+                logits = (q_cls * self.scale) @ k.transpose(-2, -1)
+            else:
+                logits = (q_cls @ k.transpose(-2, -1)) * self.scale
+            score = logits.softmax(dim=-1).mean(dim=1)[:, 0, 1:]
+        return out, score
+
+
+class SuperViTBlock(nn.Module):
+    """Pre-norm transformer block with optional token pruning after the
+    attention (official SuperViT order: attention, prune, MLP).
+
+    Args:
+        embed_dims (int): Token width.
+        num_heads (int): Number of attention heads.
+        mlp_ratio (float): MLP hidden width / ``embed_dims``.
+        qkv_bias (bool): Bias in the qkv projection.
+        norm_eps (float): LayerNorm epsilon.
+        skip_lam (float): Residual branches are divided by it (LV-ViT: 2).
+        scale_q (bool): See :class:`SuperViTAttention`.
+        drop_path (float): Stochastic depth rate. Defaults to 0.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 mlp_ratio: float,
+                 qkv_bias: bool,
+                 norm_eps: float,
+                 skip_lam: float,
+                 scale_q: bool,
+                 drop_path: float = 0.) -> None:
+        super().__init__()
+        self.skip_lam = skip_lam
+        self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.attn = SuperViTAttention(embed_dims, num_heads, qkv_bias,
+                                      scale_q)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+        self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        keep_rate: float = 1.0
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Run the block.
+
+        Args:
+            x (Tensor): (B, N, C) tokens, class token first.
+            keep_rate (float): Prune to ``1 + ceil(keep_rate * N)`` tokens
+                when < 1. Defaults to 1.0 (no pruning).
+
+        Returns:
+            tuple: ``(out, keep_index, x_at_prune)``. ``keep_index`` (B, N')
+            indexes the block's input sequence (column 0 is the class token,
+            then descending score) and ``x_at_prune`` (B, N, C) is the whole
+            sequence at the moment of pruning (after the attention
+            residual); both are None when nothing is pruned.
+        """
+        prune = keep_rate < 1
+        attn_out, score = self.attn(self.norm1(x), with_cls_score=prune)
+        # x / 1.0 is exact, so DeiT (skip_lam 1) is unaffected.
+        x = x + self.drop_path(attn_out) / self.skip_lam
+        keep_index = x_at_prune = None
+        if prune:
+            B, N, C = x.shape
+            # N includes the class token, as in the official code.
+            num_keep = min(math.ceil(keep_rate * N), N - 1)
+            order = torch.argsort(score, dim=1, descending=True)[:, :num_keep]
+            keep_index = torch.cat(
+                [order.new_zeros(B, 1), order + 1], dim=1)
+            x_at_prune = x
+            x = torch.gather(x, 1,
+                             keep_index.unsqueeze(-1).expand(-1, -1, C))
+        x = x + self.drop_path(self.mlp(self.norm2(x))) / self.skip_lam
+        return x, keep_index, x_at_prune
+
+
+class _PatchEmbed(nn.Module):
+    """DeiT patch embedding: one conv with kernel = stride = patch size."""
+
+    def __init__(self, in_channels: int, embed_dims: int,
+                 patch_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(
+            in_channels, embed_dims, kernel_size=patch_size,
+            stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class _ConvStemPatchEmbed(nn.Module):
+    """LV-ViT ``PatchEmbed4_2`` stem: conv7x7/2 - BN - ReLU - (conv3x3 - BN -
+    ReLU) x 2 - conv(patch/2, stride patch/2); total stride = patch size."""
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int,
+                 stem_channels: int, norm_cfg: dict) -> None:
+        super().__init__()
+        c = stem_channels
+        self.conv1 = nn.Conv2d(in_channels, c, 7, 2, 3, bias=False)
+        self.bn1 = build_norm_layer(norm_cfg, c)[1]
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = build_norm_layer(norm_cfg, c)[1]
+        self.conv3 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn3 = build_norm_layer(norm_cfg, c)[1]
+        self.proj = nn.Conv2d(
+            c, embed_dims, kernel_size=patch_size // 2,
+            stride=patch_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        x = self.relu(self.bn3(self.conv3(x)))
+        return self.proj(x)
+
+
+@MODELS.register_module()
+class SuperViT(BaseModule):
+    """SuperViT backbone (official ``super_deit_s`` / ``super_lvvit_s``).
+
+    A plain ViT column: every output is an NCHW map at stride 16 with
+    ``embed_dims`` channels (declared in :attr:`out_channels` and
+    :attr:`out_strides`); a neck turns them into a pyramid.
+
+    **Any input size.** H and W need not be square or multiples of 16: the
+    input is zero-padded at the right/bottom to a multiple of 16, so the
+    output maps have ``ceil(H / 16) x ceil(W / 16)`` pixels and cover the
+    *padded* input: output pixel ``(i, j)`` corresponds to input region
+    ``[16i, 16i + 16) x [16j, 16j + 16)``. The position table trained at
+    ``pos_embed_size`` is resampled (bicubic, timm's
+    ``resample_abs_pos_embed``) to the feature grid.
+
+    **Token keeping** (``keep_rate`` < 1). Blocks 3, 6 and 9 prune tokens
+    exactly like the official model: after the attention and before the MLP,
+    ``ceil(keep_rate * N)`` patch tokens (N counts the class token) with the
+    highest head-averaged class-token attention are kept, ordered by
+    descending score. Pruned tokens are not lost: each keeps the value it had
+    at the moment it was pruned (after that block's attention residual) and
+    is scattered back to its grid position whenever an output map is formed,
+    so every output is a full dense map while the blocks after a pruning
+    point only process the kept tokens. ``keep_rate=1.0`` is exactly the
+    unpruned network.
+
+    **Input scale** (``input_scale`` != 1). The trunk runs on the input
+    resized by ``input_scale`` (bilinear). Its position table is the one
+    trained at ``224 * input_scale`` when that is a trained size (scales
+    128/224, 160/224, 192/224 and 1 select the 128/160/192/224 px tables),
+    otherwise the ``pos_embed_size`` table (e.g. for 0.5 or 0.75), resampled
+    to the grid. The maps are then bilinearly resampled (pixel centres
+    aligned) to the stride-16 grid of the original padded input, so heads
+    and anchors see the nominal stride and the same map sizes as at scale 1.
+
+    Budgets are plain config values, so one model serves several budgets at
+    test time, e.g. ``--cfg-options model.backbone.keep_rate=0.7``. With
+    ``train_keep_rates`` / ``train_input_scales`` a budget is sampled per
+    forward pass in training mode.
+
+    Args:
+        arch (str | dict): ``'deit-s'`` or ``'lvvit-s'``, or a dict with
+            ``embed_dims``, ``depth``, ``num_heads`` and optionally
+            ``base`` (an arch name whose remaining settings are inherited,
+            default ``'deit-s'``), ``mlp_ratio``, ``qkv_bias``, ``norm_eps``,
+            ``skip_lam``, ``scale_q``, ``stem`` (``'patch'`` or ``'conv'``),
+            ``stem_channels``. Defaults to ``'deit-s'``.
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (Sequence[int], optional): Blocks whose outputs are
+            returned. Defaults to None (four evenly spaced blocks, e.g.
+            (2, 5, 8, 11) for depth 12 and (3, 7, 11, 15) for depth 16).
+        final_norm (bool): Apply the final LayerNorm to the last output.
+            Defaults to True.
+        keep_rate (float): Token keeping rate in (0, 1]. Defaults to 1.0.
+        input_scale (float): Trunk input scale, > 0. Defaults to 1.0.
+        pos_embed_size (int): Trained size (128/160/192/224) whose position
+            table is used. Defaults to 224.
+        train_keep_rates (Sequence[float], optional): Sample the keep rate
+            from these per forward in training mode. Defaults to None (off).
+        train_input_scales (Sequence[float], optional): Same for the input
+            scale. Defaults to None (off).
+        drop_path_rate (float): Stochastic depth rate of the last block
+            (linear rule from 0). Defaults to 0.
+        frozen_stages (int): -1 freezes nothing; 0 freezes the patch
+            embedding, position tables and class token; i > 0 also freezes
+            blocks ``< i``. Defaults to -1.
+        norm_eval (bool): Keep the stem BatchNorms (LV-ViT) in eval mode
+            during training. Defaults to False.
+        norm_cfg (dict): Norm of the LV-ViT conv stem. Defaults to
+            ``dict(type='BN')``.
+        with_cp (bool): Gradient checkpointing per block in training.
+            Defaults to False.
+        init_cfg (dict, optional): ``dict(type='Pretrained',
+            checkpoint=..., prefix=None)`` loads an official or converted
+            checkpoint. Defaults to None.
+    """
+
+    arch_zoo: Dict[str, dict] = {
+        'deit-s':
+        dict(
+            embed_dims=384,
+            depth=12,
+            num_heads=6,
+            mlp_ratio=4.,
+            qkv_bias=True,
+            norm_eps=1e-6,
+            skip_lam=1.,
+            scale_q=False,
+            stem='patch',
+            stem_channels=64),
+        'lvvit-s':
+        dict(
+            embed_dims=384,
+            depth=16,
+            num_heads=6,
+            mlp_ratio=3.,
+            qkv_bias=False,
+            norm_eps=1e-5,
+            skip_lam=2.,
+            scale_q=True,
+            stem='conv',
+            stem_channels=64),
+    }
+    patch_size = 16
+    #: Parameter-name substrings without weight decay (read by
+    #: ``LayerDecayOptimWrapperConstructor``).
+    no_weight_decay_keywords: Tuple[str, ...] = ('cls_token', 'pos_embed')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'deit-s',
+                 in_channels: int = 3,
+                 out_indices: Optional[Sequence[int]] = None,
+                 final_norm: bool = True,
+                 keep_rate: float = 1.0,
+                 input_scale: float = 1.0,
+                 pos_embed_size: int = 224,
+                 train_keep_rates: Optional[Sequence[float]] = None,
+                 train_input_scales: Optional[Sequence[float]] = None,
+                 drop_path_rate: float = 0.,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN'),
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        s = self.arch_settings
+        self.embed_dims = s['embed_dims']
+        self.depth = s['depth']
+        self.num_heads = s['num_heads']
+
+        if out_indices is None:
+            out_indices = tuple(self.depth * (i + 1) // 4 - 1
+                                for i in range(4))
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        indices = []
+        for i in out_indices:
+            if not -self.depth <= i < self.depth:
+                raise ValueError(f'out_indices {tuple(out_indices)} out of '
+                                 f'range for depth {self.depth}')
+            indices.append(i % self.depth)
+        if not indices:
+            raise ValueError('out_indices must not be empty')
+        self.out_indices: Tuple[int, ...] = tuple(indices)
+        self.out_channels: Tuple[int, ...] = (self.embed_dims, ) * len(
+            self.out_indices)
+        self.out_strides: Tuple[int, ...] = (self.patch_size, ) * len(
+            self.out_indices)
+
+        self.final_norm = final_norm
+        self.keep_rate = keep_rate
+        self.input_scale = input_scale
+        self.pos_embed_size = self._check_pos_embed_size(pos_embed_size)
+        self.train_keep_rates = self._check_choices(
+            train_keep_rates, self._check_keep_rate, 'train_keep_rates')
+        self.train_input_scales = self._check_choices(
+            train_input_scales, self._check_input_scale,
+            'train_input_scales')
+        if not isinstance(frozen_stages, int) or not \
+                -1 <= frozen_stages <= self.depth:
+            raise ValueError(f'frozen_stages must be in [-1, {self.depth}], '
+                             f'got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        if s['stem'] == 'conv':
+            self.patch_embed = _ConvStemPatchEmbed(
+                in_channels, self.embed_dims, self.patch_size,
+                s['stem_channels'], norm_cfg)
+        else:
+            self.patch_embed = _PatchEmbed(in_channels, self.embed_dims,
+                                           self.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+        self.pos_embed_list = nn.ParameterList([
+            nn.Parameter(
+                torch.zeros(1, (size // self.patch_size)**2 + 1,
+                            self.embed_dims)) for size in POS_EMBED_SIZES
+        ])
+        # on the CPU even under a `torch.device('meta')` context
+        dpr = torch.linspace(
+            0, drop_path_rate, self.depth, device='cpu').tolist()
+        self.blocks = nn.ModuleList([
+            SuperViTBlock(
+                self.embed_dims,
+                self.num_heads,
+                mlp_ratio=s['mlp_ratio'],
+                qkv_bias=s['qkv_bias'],
+                norm_eps=s['norm_eps'],
+                skip_lam=s['skip_lam'],
+                scale_q=s['scale_q'],
+                drop_path=dpr[i]) for i in range(self.depth)
+        ])
+        self.norm = nn.LayerNorm(self.embed_dims, eps=s['norm_eps'])
+        self._init_default()
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------
+    # configuration
+    # ------------------------------------------------------------------
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            if arch not in cls.arch_zoo:
+                raise KeyError(f'unknown SuperViT arch {arch!r}; valid '
+                               f'names are {sorted(cls.arch_zoo)}')
+            return dict(cls.arch_zoo[arch])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
+        arch = dict(arch)
+        base_given = 'base' in arch
+        base = arch.pop('base', 'deit-s')
+        settings = cls._parse_arch(base)
+        unknown = sorted(set(arch) - set(settings))
+        if unknown:
+            raise KeyError(f'unknown SuperViT arch keys {unknown}; valid '
+                           f'keys are {sorted(settings) + ["base"]}')
+        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
+        if missing and not base_given:
+            raise KeyError(f'arch dict is missing {sorted(missing)} (or '
+                           "give 'base' to inherit them)")
+        settings.update(arch)
+        if settings['stem'] not in ('patch', 'conv'):
+            raise ValueError(f"stem must be 'patch' or 'conv', got "
+                             f"{settings['stem']!r}")
+        return settings
+
+    @staticmethod
+    def _check_keep_rate(value: float) -> float:
+        if not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f'keep_rate must be in (0, 1], got {value!r}')
+        return float(value)
+
+    @staticmethod
+    def _check_input_scale(value: float) -> float:
+        if not isinstance(value, (int, float)) or not 0 < value <= 4:
+            raise ValueError(
+                f'input_scale must be in (0, 4], got {value!r}')
+        return float(value)
+
+    @staticmethod
+    def _check_pos_embed_size(value: int) -> int:
+        if value not in POS_EMBED_SIZES:
+            raise ValueError(f'pos_embed_size must be one of the trained '
+                             f'sizes {POS_EMBED_SIZES}, got {value!r}')
+        return int(value)
+
+    @staticmethod
+    def _check_choices(values, check, name) -> Optional[Tuple[float, ...]]:
+        if values is None:
+            return None
+        values = tuple(values)
+        if not values:
+            raise ValueError(f'{name} must be None or non-empty')
+        return tuple(check(v) for v in values)
+
+    @property
+    def keep_rate(self) -> float:
+        """Token keeping rate used outside training sampling."""
+        return self._keep_rate
+
+    @keep_rate.setter
+    def keep_rate(self, value: float) -> None:
+        self._keep_rate = self._check_keep_rate(value)
+
+    @property
+    def input_scale(self) -> float:
+        """Trunk input scale used outside training sampling."""
+        return self._input_scale
+
+    @input_scale.setter
+    def input_scale(self, value: float) -> None:
+        self._input_scale = self._check_input_scale(value)
+
+    # ------------------------------------------------------------------
+    # initialisation, freezing, train mode
+    # ------------------------------------------------------------------
+    def _init_default(self) -> None:
+        """The official initialisation (timm ViT style)."""
+        for pos_embed in self.pos_embed_list:
+            trunc_normal_(pos_embed, std=.02)
+        trunc_normal_(self.cls_token, std=.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg``'s checkpoint (official or converted keys).
+
+        Other ``init_cfg`` types go through mmengine's ``BaseModule``;
+        without ``init_cfg`` the official initialisation done at construction
+        stays.
+        """
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            if 'checkpoint' not in cfg:
+                raise CheckpointError(
+                    "init_cfg of type 'Pretrained' needs a 'checkpoint'")
+            load_pretrained(
+                self,
+                cfg['checkpoint'],
+                convert=convert_supervit,
+                prefix=cfg.get('prefix'))
+            self._is_init = True
+        else:
+            super().init_weights()
+        self._freeze_stages()
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        return [self.patch_embed] + list(self.blocks[:self.frozen_stages])
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        self.cls_token.requires_grad_(False)
+        for p in self.pos_embed_list:
+            p.requires_grad_(False)
+        for m in self._frozen_modules():
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> 'SuperViT':
+        """Set train/eval mode, keeping frozen parts and the stem BN
+        (``norm_eval``) in eval mode."""
+        super().train(mode)
+        if mode:
+            for m in self._frozen_modules():
+                m.eval()
+            if self.norm_eval:
+                for m in self.modules():
+                    if isinstance(m, _BatchNorm):
+                        m.eval()
+        return self
+
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Layer id of a parameter for layer-wise lr decay.
+
+        Args:
+            param_name (str): Parameter name, e.g.
+                ``'backbone.blocks.3.attn.qkv.weight'``.
+            prefix (str): Prefix of the backbone's parameters in the whole
+                model, e.g. ``'backbone.'``. Defaults to ``''``.
+
+        Returns:
+            tuple[int, int]: ``(layer_id, num_layers)`` with
+            ``num_layers = depth + 2``: embeddings 0, block i -> i + 1,
+            everything else (final norm, parameters outside the backbone)
+            ``num_layers - 1``.
+        """
+        num_layers = self.depth + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        if name.startswith(('cls_token', 'pos_embed', 'patch_embed')):
+            return 0, num_layers
+        if name.startswith('blocks.'):
+            return int(name.split('.')[1]) + 1, num_layers
+        return num_layers - 1, num_layers
+
+    # ------------------------------------------------------------------
+    # trunk
+    # ------------------------------------------------------------------
+    def _pos_embed(self, pos_embed_size: int,
+                   grid: Tuple[int, int]) -> torch.Tensor:
+        table = self.pos_embed_list[POS_EMBED_SIZES.index(pos_embed_size)]
+        side = pos_embed_size // self.patch_size
+        if tuple(grid) == (side, side):
+            return table
+        return resample_abs_pos_embed(
+            table, new_size=list(grid), old_size=[side, side],
+            num_prefix_tokens=1)
+
+    def _embed(self, x: torch.Tensor, pos_embed_size: int
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Pad, embed patches, add the class token and position table.
+
+        Returns:
+            tuple: The stem map (B, C, h, w) and the tokens (B, 1 + h*w, C).
+        """
+        if x.dim() != 4:
+            raise ValueError(
+                f'expected an NCHW input, got shape {tuple(x.shape)}')
+        H, W = x.shape[-2:]
+        pad_h = -H % self.patch_size
+        pad_w = -W % self.patch_size
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        stem = self.patch_embed(x)
+        tokens = stem.flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1)
+        tokens = tokens + self._pos_embed(pos_embed_size, stem.shape[-2:])
+        return stem, tokens
+
+    def _run_block(self, block: SuperViTBlock, x: torch.Tensor,
+                   keep_rate: float):
+        if self.with_cp and self.training and x.requires_grad:
+            return cp.checkpoint(block, x, keep_rate, use_reentrant=False)
+        return block(x, keep_rate)
+
+    def _trunk(self,
+               x: torch.Tensor,
+               pos_embed_size: int,
+               keep_rate: float,
+               dense_indices: Sequence[int],
+               record: bool = False) -> dict:
+        """Run the column.
+
+        Args:
+            x (Tensor): (B, 3, H, W) image.
+            pos_embed_size (int): Trained size of the position table.
+            keep_rate (float): Token keeping rate for blocks 3, 6, 9.
+            dense_indices (Sequence[int]): Blocks whose full dense token
+                sequence (pruned tokens restored) is wanted.
+            record (bool): Also record every block's raw output and the kept
+                indices. Defaults to False.
+
+        Returns:
+            dict: ``stem``, ``tokens_in``, ``dense`` ({block: (B, 1 + h*w,
+            C)}), ``last`` (final token sequence) and, with ``record``,
+            ``blocks``, ``keep_index``, ``orig_index``.
+        """
+        stem, x = self._embed(x, pos_embed_size)
+        out = dict(stem=stem, tokens_in=x, dense={})
+        if record:
+            out.update(blocks=[], keep_index={}, orig_index={})
+        dense_indices = set(dense_indices)
+        # orig: original position of each current token (0 = cls, 1 + p =
+        # patch p); canvas: the last known value of every original token.
+        orig = canvas = None
+        for i, block in enumerate(self.blocks):
+            rate = keep_rate if i in PRUNE_BLOCKS else 1.0
+            x, keep_index, x_at_prune = self._run_block(block, x, rate)
+            if keep_index is not None:
+                if orig is None:
+                    canvas = x_at_prune  # still in the original order
+                    orig = keep_index
+                else:
+                    canvas = canvas.scatter(
+                        1,
+                        orig.unsqueeze(-1).expand_as(x_at_prune), x_at_prune)
+                    orig = torch.gather(orig, 1, keep_index)
+                if record:
+                    out['keep_index'][i] = keep_index
+                    out['orig_index'][i] = orig
+            if record:
+                out['blocks'].append(x)
+            if i in dense_indices:
+                if orig is None:
+                    out['dense'][i] = x
+                else:
+                    out['dense'][i] = canvas.scatter(
+                        1, orig.unsqueeze(-1).expand_as(x), x)
+        out['last'] = x
+        return out
+
+    def forward_tokens(self,
+                       x: torch.Tensor,
+                       pos_embed_size: Optional[int] = None,
+                       keep_rate: Optional[float] = None,
+                       resize_input: bool = False) -> dict:
+        """Token-level (classification-style) forward, as the official model.
+
+        Args:
+            x (Tensor): (B, 3, H, W) images.
+            pos_embed_size (int, optional): Trained size of the position
+                table. Defaults to None (``self.pos_embed_size``).
+            keep_rate (float, optional): Defaults to None
+                (``self.keep_rate``).
+            resize_input (bool): Resize the input to ``pos_embed_size``
+                squared with bilinear ``align_corners=True`` first, like the
+                official ``forward(x, img_size, keep_ratio)``. Defaults to
+                False.
+
+        Returns:
+            dict: ``patch_embed`` (stem map B, C, h, w), ``tokens_in``
+            (input of block 0), ``blocks`` (list of each block's output in
+            the official token order: class token first, kept tokens by
+            descending score), ``keep_index`` / ``orig_index`` ({block: (B,
+            N')}: indices into the block's input / into the original
+            sequence, 0 = class token, 1 + p = patch p in row-major order)
+            and ``norm`` (final LayerNorm of the last sequence).
+        """
+        size = self.pos_embed_size if pos_embed_size is None else \
+            self._check_pos_embed_size(pos_embed_size)
+        rate = self.keep_rate if keep_rate is None else \
+            self._check_keep_rate(keep_rate)
+        if resize_input:
+            x = F.interpolate(
+                x, (size, size), mode='bilinear', align_corners=True)
+        self._check_input_size(x)
+        out = self._trunk(x, size, rate, (), record=True)
+        return dict(
+            patch_embed=out['stem'],
+            tokens_in=out['tokens_in'],
+            blocks=out['blocks'],
+            keep_index=out['keep_index'],
+            orig_index=out['orig_index'],
+            norm=self.norm(out['last']))
+
+    # ------------------------------------------------------------------
+    # dense forward
+    # ------------------------------------------------------------------
+    def _check_input_size(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(
+                f'expected an NCHW input, got shape {tuple(x.shape)}')
+        H, W = x.shape[-2:]
+        if H < self.patch_size or W < self.patch_size:
+            raise ValueError(
+                f'input {H}x{W} is smaller than one {self.patch_size}x'
+                f'{self.patch_size} patch')
+
+    def _budget(self) -> Tuple[float, float]:
+        keep_rate, input_scale = self.keep_rate, self.input_scale
+        if self.training:
+            if self.train_keep_rates is not None:
+                i = int(torch.randint(len(self.train_keep_rates), ()))
+                keep_rate = self.train_keep_rates[i]
+            if self.train_input_scales is not None:
+                i = int(torch.randint(len(self.train_input_scales), ()))
+                input_scale = self.train_input_scales[i]
+        return keep_rate, input_scale
+
+    def pos_embed_size_for_scale(self, input_scale: float) -> int:
+        """Position table used at an input scale: the trained size equal to
+        ``224 * input_scale`` if there is one, else ``pos_embed_size``."""
+        for size in POS_EMBED_SIZES:
+            if math.isclose(224 * input_scale, size):
+                return size
+        return self.pos_embed_size
+
+    def _to_nominal_grid(self, maps: torch.Tensor, scaled_hw: Tuple[int,
+                                                                    int],
+                         input_hw: Tuple[int, int]) -> torch.Tensor:
+        """Resample maps of the scaled trunk to the stride-16 grid of the
+        original (padded) input, aligning pixel centres."""
+        (hs, ws), (H, W) = scaled_hw, input_hw
+        gh, gw = maps.shape[-2:]
+        out_h = math.ceil(H / self.patch_size)
+        out_w = math.ceil(W / self.patch_size)
+        # Centre of output cell i is original pixel 16i + 8, i.e. scaled
+        # pixel (16i + 8) * hs / H, i.e. trunk-map coordinate that / 16.
+        ys = (torch.arange(out_h, dtype=maps.dtype, device=maps.device) +
+              0.5) * (hs / H)
+        xs = (torch.arange(out_w, dtype=maps.dtype, device=maps.device) +
+              0.5) * (ws / W)
+        ys = 2 * ys / gh - 1
+        xs = 2 * xs / gw - 1
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], -1)
+        grid = grid.unsqueeze(0).expand(maps.shape[0], -1, -1, -1)
+        return F.grid_sample(
+            maps, grid, mode='bilinear', padding_mode='border',
+            align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Dense forward.
+
+        Args:
+            x (Tensor): (B, 3, H, W) images, H and W >= 16.
+
+        Returns:
+            tuple[Tensor]: One (B, embed_dims, ceil(H/16), ceil(W/16)) map per
+            ``out_indices`` entry, covering the right/bottom zero-padded
+            input (output pixel (i, j) <-> input [16i, 16i+16) x [16j,
+            16j+16)).
+        """
+        self._check_input_size(x)
+        keep_rate, input_scale = self._budget()
+        H, W = x.shape[-2:]
+        trunk_in = x
+        if input_scale != 1:
+            size = (max(1, round(H * input_scale)),
+                    max(1, round(W * input_scale)))
+            trunk_in = F.interpolate(
+                x, size, mode='bilinear', align_corners=False)
+        out = self._trunk(trunk_in, self.pos_embed_size_for_scale(input_scale),
+                          keep_rate, self.out_indices)
+        h, w = out['stem'].shape[-2:]
+        maps = []
+        last = len(self.out_indices) - 1
+        for n, i in enumerate(self.out_indices):
+            tokens = out['dense'][i]
+            if self.final_norm and n == last:
+                tokens = self.norm(tokens)
+            B, _, C = tokens.shape
+            m = tokens[:, 1:].transpose(1, 2).reshape(B, C, h, w)
+            if input_scale != 1:
+                m = self._to_nominal_grid(m, trunk_in.shape[-2:], (H, W))
+            maps.append(m.contiguous())
+        return tuple(maps)

@@ -1,0 +1,502 @@
+"""Tests of the SuperViT backbone (parity with the official code, dense
+contract, token restoration, checkpoints, misuse)."""
+import argparse
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mmsupervit  # noqa: F401
+from mmsupervit.models.backbones.supervit import (PRUNE_BLOCKS, SuperViT,
+                                                  convert_supervit)
+from mmsupervit.models.utils.checkpoint import (CheckpointError,
+                                                load_pretrained,
+                                                unwrap_state_dict)
+from mmsupervit.registry import MODELS
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+TINY = {
+    'deit': dict(embed_dims=96, depth=12, num_heads=2),
+    'lvvit': dict(base='lvvit-s', embed_dims=96, depth=12, num_heads=2),
+}
+SMALL = {
+    'deit': dict(embed_dims=32, depth=12, num_heads=2),
+    'lvvit': dict(base='lvvit-s', embed_dims=32, depth=12, num_heads=2),
+}
+RUNS = ['224_1.0', '224_0.7', '160_0.5', '128_1.0']
+TOL = dict(atol=1e-4, rtol=1e-4)
+
+_CACHE = {}
+
+
+def golden_model(name, golden_path):
+    """Tiny model with the golden weights, and the reference runs."""
+    if name not in _CACHE:
+        ckpt_file = golden_path(f'supervit_{name}_tiny.ckpt.pth')
+        ref = torch.load(
+            golden_path(f'supervit_{name}_tiny.ref.pth'),
+            map_location='cpu',
+            weights_only=True)
+        model = SuperViT(arch=TINY[name])
+        missing, unexpected = load_pretrained(
+            model, ckpt_file, convert=convert_supervit)
+        _CACHE[name] = (model.eval(), ref, missing, unexpected, ckpt_file)
+    return _CACHE[name]
+
+
+# ----------------------------------------------------------------------------
+# parity with the official implementation
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize('name', ['deit', 'lvvit'])
+def test_golden_checkpoint_loads_fully(name, golden):
+    model, _, missing, unexpected, ckpt_file = golden_model(name, golden)
+    assert missing == [] and unexpected == []
+    raw = unwrap_state_dict(
+        torch.load(ckpt_file, map_location='cpu', weights_only=True))
+    dropped = sorted(set(raw) - set(convert_supervit(raw)))
+    expected = ['head.bias', 'head.weight']
+    if name == 'lvvit':
+        expected = ['aux_head.bias', 'aux_head.weight'] + expected
+    assert dropped == expected
+    own = model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in convert_supervit(
+        raw).items())
+
+
+@pytest.mark.parametrize('name', ['deit', 'lvvit'])
+@pytest.mark.parametrize('run_key', RUNS)
+def test_golden_parity(name, run_key, golden):
+    model, ref, *_ = golden_model(name, golden)
+    run = ref[run_key]
+    feats = run['features']
+    with torch.no_grad():
+        out = model.forward_tokens(
+            ref['input'],
+            pos_embed_size=run['img_size'],
+            keep_rate=run['keep_ratio'],
+            resize_input=True)
+    stem = out['patch_embed']
+    if name == 'deit':  # the official DeiT hook saw tokens, LV-ViT a map
+        stem = stem.flatten(2).transpose(1, 2)
+    torch.testing.assert_close(stem, feats['patch_embed'], **TOL)
+    torch.testing.assert_close(out['tokens_in'], feats['tokens_in'], **TOL)
+    assert [t.shape[1] for t in out['blocks']] == run['tokens_per_block']
+    for i, tokens in enumerate(out['blocks']):
+        torch.testing.assert_close(
+            tokens, feats[f'blocks.{i}'], **TOL, msg=f'blocks.{i}')
+    torch.testing.assert_close(out['norm'], feats['norm'], **TOL)
+    assert sorted(out['keep_index']) == sorted(run['keep_index'])
+    for i in run['keep_index']:
+        assert torch.equal(out['keep_index'][i], run['keep_index'][i])
+        assert torch.equal(out['orig_index'][i], run['orig_index'][i])
+    if run['keep_ratio'] < 1:
+        assert sorted(out['keep_index']) == list(PRUNE_BLOCKS)
+
+
+@pytest.mark.parametrize('name', ['deit', 'lvvit'])
+def test_dense_forward_equals_token_path(name, golden):
+    """At keep 1.0 the dense maps are the official tokens, re-shaped."""
+    model, ref, *_ = golden_model(name, golden)
+    run = ref['224_1.0']
+    model.out_indices = (2, 5, 11)
+    try:
+        with torch.no_grad():
+            maps = model(ref['input'])
+    finally:
+        model.out_indices = (2, 5, 8, 11)
+    feats = run['features']
+    for m, key in zip(maps, ['blocks.2', 'blocks.5', 'norm']):
+        assert m.shape == (2, 96, 14, 14)
+        tokens = m.flatten(2).transpose(1, 2)
+        torch.testing.assert_close(tokens, feats[key][:, 1:], **TOL)
+
+
+@pytest.mark.parametrize('variant,arch', [('super_deit_s', 'deit-s'),
+                                          ('super_lvvit_s', 'lvvit-s')])
+def test_full_size_manifest_loads_strictly(variant, arch, golden):
+    with open(golden(f'{variant}.keys.json')) as f:
+        manifest = json.load(f)
+    dtypes = dict(float32=torch.float32, int64=torch.int64)
+    official = {
+        k: torch.zeros(v['shape'], dtype=dtypes[v['dtype']])
+        for k, v in manifest['keys'].items()
+    }
+    converted = convert_supervit(official)
+    assert convert_supervit(converted).keys() == converted.keys()
+    with torch.device('meta'):  # shapes and names only: no memory, fast
+        model = SuperViT(arch=arch)
+    result = model.load_state_dict(converted, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    n_heads = sum(v.numel() for k, v in official.items()
+                  if k.startswith(('head.', 'aux_head.')))
+    n_model = sum(p.numel() for p in model.parameters())
+    assert n_model + n_heads == manifest['num_parameters']
+
+
+# ----------------------------------------------------------------------------
+# output contract
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize('name', ['deit', 'lvvit'])
+@pytest.mark.parametrize('hw,keep_rate,input_scale',
+                         [((33, 33), 1.0, 1.0), ((97, 131), 1.0, 1.0),
+                          ((97, 131), 0.5, 1.0), ((224, 320), 0.7, 0.75),
+                          ((16, 17), 1.0, 0.5), ((33, 33), 0.5, 160 / 224)])
+def test_output_contract(name, hw, keep_rate, input_scale):
+    model = SuperViT(
+        arch=SMALL[name], keep_rate=keep_rate, input_scale=input_scale).eval()
+    assert model.out_indices == (2, 5, 8, 11)
+    assert model.out_channels == (32, ) * 4
+    assert model.out_strides == (16, ) * 4
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, *hw))
+    assert isinstance(outs, tuple) and len(outs) == 4
+    expected = (1, 32, -(-hw[0] // 16), -(-hw[1] // 16))
+    for out, c, s in zip(outs, model.out_channels, model.out_strides):
+        assert out.shape == expected
+        assert out.shape[1] == c and s == 16
+        assert torch.isfinite(out).all()
+
+
+def test_output_contract_512_tiny():
+    model = SuperViT(arch=TINY['deit'], keep_rate=0.7).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 512, 512))
+    assert [o.shape for o in outs] == [(1, 96, 32, 32)] * 4
+
+
+@pytest.mark.parametrize('arch,depth,indices',
+                         [('deit-s', 12, (2, 5, 8, 11)),
+                          ('lvvit-s', 16, (3, 7, 11, 15))])
+def test_real_arch_contract(arch, depth, indices):
+    model = MODELS.build(
+        dict(type='mmsupervit.SuperViT', arch=arch, keep_rate=0.7)).eval()
+    assert len(model.blocks) == depth
+    assert model.out_indices == indices
+    assert model.out_channels == (384, ) * 4
+    assert model.out_strides == (16, ) * 4
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 40, 72))
+    assert [o.shape for o in outs] == [(1, 384, 3, 5)] * 4
+
+
+def test_arch_settings():
+    deit = SuperViT(arch=dict(embed_dims=32, depth=4, num_heads=2))
+    lv = SuperViT(arch=dict(base='lvvit-s', embed_dims=32, depth=4,
+                            num_heads=2))
+    assert deit.blocks[0].attn.qkv.bias is not None
+    assert lv.blocks[0].attn.qkv.bias is None
+    assert deit.norm.eps == 1e-6 and lv.norm.eps == 1e-5
+    assert deit.blocks[0].skip_lam == 1 and lv.blocks[0].skip_lam == 2
+    assert lv.blocks[0].mlp.fc1.out_features == 96
+    assert lv.patch_embed.conv1.out_channels == 64
+    assert [p.shape[1] for p in deit.pos_embed_list] == [65, 101, 145, 197]
+
+
+# ----------------------------------------------------------------------------
+# pruned-token restoration
+# ----------------------------------------------------------------------------
+def _value_at_pruning(model, block_input, block_idx):
+    blk = model.blocks[block_idx]
+    attn_out, _ = blk.attn(blk.norm1(block_input))
+    return block_input + attn_out / blk.skip_lam
+
+
+@pytest.mark.parametrize('name', ['deit', 'lvvit'])
+def test_pruned_tokens_are_restored(name, golden):
+    model, ref, *_ = golden_model(name, golden)
+    x = ref['input'][:1, :, :160, :160]
+    model.keep_rate = 0.5
+    try:
+        with torch.no_grad():
+            tok = model.forward_tokens(x, keep_rate=0.5)
+            maps = model(x)
+    finally:
+        model.keep_rate = 1.0
+    B, C = 1, 96
+    # expected dense sequence at each output block, built independently
+    # from the official-order tokens and the pruning indices
+    n_tokens = tok['tokens_in'].shape[1]
+    canvas = torch.full((B, n_tokens, C), float('nan'))
+    prev_orig = torch.arange(n_tokens).unsqueeze(0)
+    expected = {}
+    for i in range(12):
+        if i in tok['keep_index']:
+            block_in = tok['blocks'][i - 1]
+            at_prune = _value_at_pruning(model, block_in, i)
+            canvas[0, prev_orig[0]] = at_prune[0]
+            prev_orig = tok['orig_index'][i]
+        if i in model.out_indices:
+            dense = canvas.clone()
+            dense[0, prev_orig[0]] = tok['blocks'][i][0]
+            expected[i] = dense
+    assert not torch.isnan(expected[11]).any()
+    for m, i in zip(maps, model.out_indices):
+        tokens = m.flatten(2).transpose(1, 2)
+        exp = expected[i][:, 1:]
+        if i == model.out_indices[-1]:
+            exp = model.norm(expected[i])[:, 1:]
+        torch.testing.assert_close(tokens, exp, atol=1e-5, rtol=1e-5)
+    # a pruned token really differs from the unpruned network's value
+    with torch.no_grad():
+        full = model(x)[-1]
+    pruned = set(range(1, n_tokens)) - set(tok['orig_index'][3][0].tolist())
+    p = min(pruned) - 1
+    w = x.shape[-1] // 16
+    assert not torch.allclose(maps[-1][0, :, p // w, p % w],
+                              full[0, :, p // w, p % w])
+
+
+def test_gradients_reach_kept_and_pruned_tokens():
+    model = SuperViT(arch=SMALL['deit'], keep_rate=0.5)
+    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+    with torch.no_grad():
+        tok = model.forward_tokens(x.detach(), keep_rate=0.5)
+    kept = set((tok['orig_index'][9][0, 1:] - 1).tolist())
+    pruned_at_3 = set(range(16)) - set(
+        (tok['orig_index'][3][0, 1:] - 1).tolist())
+    out = model(x)[-1].flatten(2)  # (1, C, 16)
+    for positions, reaches_last in [(kept, True), (pruned_at_3, False)]:
+        model.zero_grad()
+        x.grad = None
+        # a random weighting: the plain sum of a LayerNorm output has no
+        # gradient
+        weight = torch.randn(out.shape[1], len(positions))
+        (out[0, :, sorted(positions)] * weight).sum().backward(
+            retain_graph=True)
+        assert x.grad.abs().sum() > 0
+        assert model.blocks[3].attn.qkv.weight.grad.abs().sum() > 0
+        last = model.blocks[11].mlp.fc1.weight.grad
+        assert (last is not None and last.abs().sum() > 0) == reaches_last
+
+
+def test_keep_rate_one_is_unpruned_and_sampling_in_training():
+    model = SuperViT(arch=SMALL['deit'], train_keep_rates=(0.5, ))
+    x = torch.randn(1, 3, 64, 80)
+    with torch.no_grad():
+        full = model.eval()(x)
+        tok = model.forward_tokens(x, keep_rate=1.0)
+        assert tok['keep_index'] == {}
+        assert [t.shape[1] for t in tok['blocks']] == [21] * 12
+        model.keep_rate = 0.5
+        pruned = model(x)
+        model.keep_rate = 1.0
+        sampled = model.train()(x)
+    for a, b in zip(sampled, pruned):
+        torch.testing.assert_close(a, b)
+    assert not torch.allclose(pruned[-1], full[-1])
+
+
+# ----------------------------------------------------------------------------
+# input scale
+# ----------------------------------------------------------------------------
+def test_input_scale_table_choice_and_alignment():
+    model = SuperViT(arch=SMALL['deit'], pos_embed_size=192).eval()
+    assert model.pos_embed_size_for_scale(1.0) == 224
+    assert model.pos_embed_size_for_scale(160 / 224) == 160
+    assert model.pos_embed_size_for_scale(128 / 224) == 128
+    assert model.pos_embed_size_for_scale(0.5) == 192
+    # at 160/224 the trunk equals the token path at 160 with the 160 table
+    x = torch.randn(1, 3, 224, 224)
+    model.input_scale = 160 / 224
+    with torch.no_grad():
+        maps = model(x)
+        tok = model.forward_tokens(
+            F.interpolate(x, (160, 160), mode='bilinear',
+                          align_corners=False),
+            pos_embed_size=160)
+    trunk = tok['blocks'][2][:, 1:].transpose(1, 2).reshape(1, 32, 10, 10)
+    assert maps[0].shape == (1, 32, 14, 14)
+    # output cell centres are sampled from the 10x10 trunk map
+    idx = (torch.arange(14) + 0.5) * 10 / 14 - 0.5
+    expected = F.grid_sample(
+        trunk,
+        torch.stack(torch.meshgrid(2 * (idx + 0.5) / 10 - 1,
+                                   2 * (idx + 0.5) / 10 - 1,
+                                   indexing='ij')[::-1], -1)[None],
+        mode='bilinear', padding_mode='border', align_corners=False)
+    torch.testing.assert_close(maps[0], expected)
+    # scale 0.5 on a multiple of 32 is a plain 2x bilinear upsampling
+    m = torch.randn(1, 32, 3, 4)
+    up = model._to_nominal_grid(m, (48, 64), (96, 128))
+    torch.testing.assert_close(
+        up, F.interpolate(m, scale_factor=2, mode='bilinear',
+                          align_corners=False))
+
+
+# ----------------------------------------------------------------------------
+# checkpoints
+# ----------------------------------------------------------------------------
+def test_init_cfg_with_namespace_and_ema(tmp_path, golden):
+    _, _, _, _, ckpt_file = golden_model('lvvit', golden)
+    sd = torch.load(ckpt_file, map_location='cpu',
+                    weights_only=True)['state_dict_ema']
+    noisy = {k: torch.zeros_like(v) for k, v in sd.items()}
+    path = str(tmp_path / 'official_lvvit.pth')
+    torch.save(
+        dict(
+            epoch=3,
+            state_dict=noisy,
+            state_dict_ema=sd,
+            args=argparse.Namespace(lr=1e-3, model='super_lvvit_tiny')),
+        path)
+    model = SuperViT(
+        arch=TINY['lvvit'],
+        init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    torch.testing.assert_close(model.blocks[5].attn.qkv.weight,
+                               sd['blocks.5.attn.qkv.weight'].float())
+    # the DeiT layout with args, through the registry and a prefix
+    _, _, _, _, deit_file = golden_model('deit', golden)
+    deit_sd = torch.load(deit_file, map_location='cpu',
+                         weights_only=True)['model']
+    path = str(tmp_path / 'detector.pth')
+    torch.save(
+        dict(
+            state_dict={f'backbone.{k}': v
+                        for k, v in deit_sd.items()},
+            args=argparse.Namespace(epochs=300)), path)
+    model = MODELS.build(
+        dict(
+            type='mmsupervit.SuperViT',
+            arch=TINY['deit'],
+            init_cfg=dict(
+                type='Pretrained', checkpoint=path, prefix='backbone')))
+    model.init_weights()
+    torch.testing.assert_close(model.pos_embed_list[1],
+                               deit_sd['pos_embed_list.1'].float())
+
+
+def test_converter_tool(tmp_path, golden):
+    ckpt_file = golden('supervit_deit_tiny.ckpt.pth')
+    spec = importlib.util.spec_from_file_location(
+        'supervit2mmsupervit',
+        osp.join(REPO_ROOT, 'tools', 'model_converters',
+                 'supervit2mmsupervit.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    dst = str(tmp_path / 'out' / 'deit.pth')
+    tool.main([ckpt_file, dst])
+    saved = torch.load(dst, map_location='cpu', weights_only=True)
+    assert set(saved) == {'state_dict', 'meta'}
+    assert not any(k.startswith('head.') for k in saved['state_dict'])
+    model = SuperViT(
+        arch=TINY['deit'], init_cfg=dict(type='Pretrained', checkpoint=dst))
+    model.init_weights()
+    reference, *_ = golden_model('deit', golden)
+    for k, v in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_wrong_checkpoint_fails(tmp_path, golden):
+    model = SuperViT(
+        arch=TINY['deit'],
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint=golden('supervit_lvvit_tiny.ckpt.pth')))
+    with pytest.raises(
+            CheckpointError,
+            match=r"'patch_embed\.proj\.weight' has shape \(96, 64, 8, 8\) "
+            r'in the checkpoint but \(96, 3, 16, 16\) in the model'):
+        model.init_weights()
+
+
+# ----------------------------------------------------------------------------
+# misuse
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize('rate', [0, -0.1, 1.5])
+def test_bad_keep_rate(rate):
+    with pytest.raises(ValueError, match=r'keep_rate must be in \(0, 1\]'):
+        SuperViT(arch=SMALL['deit'], keep_rate=rate)
+    model = SuperViT(arch=SMALL['deit'])
+    with pytest.raises(ValueError, match='keep_rate must be in'):
+        model.keep_rate = rate
+    with pytest.raises(ValueError, match='keep_rate must be in'):
+        SuperViT(arch=SMALL['deit'], train_keep_rates=(1.0, rate))
+
+
+def test_other_misuse():
+    model = SuperViT(arch=SMALL['deit'])
+    with pytest.raises(ValueError, match='smaller than one 16x16 patch'):
+        model(torch.randn(1, 3, 15, 64))
+    with pytest.raises(KeyError, match=r"valid names are \['deit-s', "
+                       r"'lvvit-s'\]"):
+        SuperViT(arch='deit-b')
+    with pytest.raises(KeyError, match=r"unknown SuperViT arch keys \['dim'"):
+        SuperViT(arch=dict(dim=32, depth=2, num_heads=2))
+    with pytest.raises(KeyError, match='missing'):
+        SuperViT(arch=dict(embed_dims=32))
+    with pytest.raises(TypeError, match='keep_ratio'):
+        SuperViT(arch=SMALL['deit'], keep_ratio=0.7)
+    with pytest.raises(ValueError, match='pos_embed_size must be one of'):
+        SuperViT(arch=SMALL['deit'], pos_embed_size=256)
+    with pytest.raises(ValueError, match='input_scale must be in'):
+        SuperViT(arch=SMALL['deit'], input_scale=0)
+    with pytest.raises(ValueError, match='out_indices'):
+        SuperViT(arch=SMALL['deit'], out_indices=(12, ))
+
+
+# ----------------------------------------------------------------------------
+# training options
+# ----------------------------------------------------------------------------
+def test_frozen_stages_and_norm_eval():
+    model = SuperViT(
+        arch=dict(base='lvvit-s', embed_dims=32, depth=4, num_heads=2),
+        frozen_stages=2,
+        norm_eval=True)
+    model.train()
+    assert not model.cls_token.requires_grad
+    assert not any(p.requires_grad for p in model.pos_embed_list)
+    assert not any(p.requires_grad for p in model.patch_embed.parameters())
+    for i, blk in enumerate(model.blocks):
+        assert all(p.requires_grad != (i < 2) for p in blk.parameters())
+        assert blk.training == (i >= 2)
+    assert not model.patch_embed.bn1.training
+    assert model.norm.weight.requires_grad
+    model = SuperViT(arch=SMALL['lvvit'], norm_eval=False).train()
+    assert model.patch_embed.bn1.training
+    model = SuperViT(arch=SMALL['lvvit'], frozen_stages=0).train()
+    assert not model.patch_embed.training and model.blocks[0].training
+
+
+def test_with_cp_and_drop_path():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 48, 48)
+    grads = []
+    for with_cp in (False, True):
+        model = SuperViT(arch=SMALL['deit'], keep_rate=0.5, with_cp=with_cp)
+        model.load_state_dict(SuperViT(arch=SMALL['deit']).state_dict()
+                              if not grads else state)
+        state = model.state_dict()
+        model.train()
+        sum(o.sum() for o in model(x)).backward()
+        grads.append(model.blocks[4].mlp.fc2.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+    model = SuperViT(arch=SMALL['deit'], drop_path_rate=0.2)
+    assert isinstance(model.blocks[0].drop_path, torch.nn.Identity)
+    assert model.blocks[-1].drop_path.drop_prob == pytest.approx(0.2)
+    assert model.blocks[6].drop_path.drop_prob == pytest.approx(0.2 * 6 / 11)
+
+
+def test_layer_depth_and_no_weight_decay():
+    model = SuperViT(arch=SMALL['lvvit'])
+    n = 14
+    cases = {
+        'backbone.cls_token': 0,
+        'backbone.pos_embed_list.2': 0,
+        'backbone.patch_embed.bn1.weight': 0,
+        'backbone.blocks.0.attn.qkv.weight': 1,
+        'backbone.blocks.11.mlp.fc2.bias': 12,
+        'backbone.norm.weight': 13,
+        'decode_head.conv_seg.weight': 13,
+    }
+    for name, layer in cases.items():
+        assert model.get_layer_depth(name, 'backbone.') == (layer, n), name
+    assert model.get_layer_depth('blocks.3.norm1.weight') == (4, n)
+    assert SuperViT.no_weight_decay_keywords == ('cls_token', 'pos_embed')
+    names = [k for k, _ in model.named_parameters()]
+    assert any('pos_embed' in k for k in names)
