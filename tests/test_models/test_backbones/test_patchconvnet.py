@@ -260,7 +260,16 @@ def test_non_square_maps_keep_rows_and_columns_apart():
                                rtol=1e-5)
 
 
-def test_with_cp_same_outputs_and_gradients():
+def test_with_cp_same_outputs_and_gradients(monkeypatch):
+    import mmsupervit.models.backbones.patchconvnet as pcn
+    calls = []
+    real_checkpoint = pcn.cp.checkpoint
+
+    def counting_checkpoint(*args, **kwargs):
+        calls.append(1)
+        return real_checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(pcn.cp, 'checkpoint', counting_checkpoint)
     ref = PatchConvNet(SMALL, drop_path_rate=0.2, out_indices=(0, 2))
     ckp = copy.deepcopy(ref)
     ckp.with_cp = True
@@ -277,6 +286,12 @@ def test_with_cp_same_outputs_and_gradients():
         results.append((outs, xi.grad,
                         {n: p.grad for n, p in model.named_parameters()}))
     (outs_a, gx_a, g_a), (outs_b, gx_b, g_b) = results
+    assert len(calls) == 3  # one per block, only in the with_cp model
+    with torch.no_grad():
+        ckp(x)
+    ckp.eval()
+    ckp(x.requires_grad_(True))
+    assert len(calls) == 3  # never in eval mode or without gradients
     for a, b in zip(outs_a, outs_b):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(gx_a, gx_b)
@@ -381,6 +396,6 @@ def test_misuse_errors():
 def test_attention_map_non_square():
     model = PatchConvNet(SMALL, with_attn_pool=True).eval()
     with torch.no_grad():
-        amap = model.attention_map(torch.randn(2, 3, 33, 47))
-    assert amap.shape == (2, 3, 3)
+        amap = model.attention_map(torch.randn(2, 3, 33, 80))
+    assert amap.shape == (2, 3, 5)
     assert (amap > 0).all() and (amap.sum(dim=(1, 2)) < 1).all()
