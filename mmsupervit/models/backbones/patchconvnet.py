@@ -465,13 +465,30 @@ class PatchConvNet(BaseModule):
             trunc_normal_(self.attn_pool.cls_token, std=.02)
 
     def init_weights(self) -> None:
-        """Load ``init_cfg``'s checkpoint (official or converted keys).
+        """Apply ``init_cfg``; a ``Pretrained`` entry loads official or
+        converted weights through :func:`convert_patchconvnet`.
 
-        Other ``init_cfg`` types go through mmengine's ``BaseModule``; without
-        ``init_cfg`` the official initialisation done at construction stays.
+        Other ``init_cfg`` entries (in a list beside it, or alone) go through
+        mmengine's ``BaseModule`` first; without ``init_cfg`` the official
+        initialisation done at construction stays.
         """
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+        cfgs = self.init_cfg
+        if isinstance(cfgs, dict):
+            cfgs = [cfgs]
+        cfgs = list(cfgs or [])
+        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
+        if len(pretrained) > 1:
+            raise CheckpointError('init_cfg has more than one Pretrained '
+                                  'entry')
+        if not pretrained:
+            super().init_weights()
+        else:
+            others = [c for c in cfgs if c.get('type') != 'Pretrained']
+            if others:
+                saved, self.init_cfg = self.init_cfg, others
+                super().init_weights()
+                self.init_cfg = saved
+            cfg = pretrained[0]
             if 'checkpoint' not in cfg:
                 raise CheckpointError(
                     "init_cfg of type 'Pretrained' needs a 'checkpoint'")
@@ -482,8 +499,6 @@ class PatchConvNet(BaseModule):
                     convert_patchconvnet, with_attn_pool=self.with_attn_pool),
                 prefix=cfg.get('prefix'))
             self._is_init = True
-        else:
-            super().init_weights()
         self._freeze_stages()
 
     def _freeze_stages(self) -> None:
@@ -545,6 +560,13 @@ class PatchConvNet(BaseModule):
             feats.append(x)
         return feats
 
+    def _last_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of the last column block (no output norm)."""
+        x = self.patch_embed(self._pad(x))
+        for block in self.blocks:
+            x = self._run_block(block, x)
+        return x
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Column maps at ``out_indices``.
 
@@ -586,7 +608,7 @@ class PatchConvNet(BaseModule):
             Tensor: (B, C).
         """
         pool = self._check_attn_pool()
-        cls, _ = pool(self.forward_column(x)[-1])
+        cls, _ = pool(self._last_map(x))
         return pool.norm(cls)[:, 0]
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
@@ -606,7 +628,7 @@ class PatchConvNet(BaseModule):
             Tensor: (B, ceil(H/16), ceil(W/16)) attention weights.
         """
         pool = self._check_attn_pool()
-        feat = self.forward_column(x)[-1]
+        feat = self._last_map(x)
         _, weights = pool(feat)
         B, _, h, w = feat.shape
         # Mean over heads (the official model has one head).

@@ -135,6 +135,8 @@ def test_checkpoint_layouts_prefix_and_idempotence(golden, tmp_path,
     init_cfg = dict(type='Pretrained', checkpoint=path)
     if wrapper == 'state_dict':
         init_cfg['prefix'] = 'backbone.'
+    if wrapper == 'bare':  # a list: other initialisers run first
+        init_cfg = [dict(type='Constant', val=0.5, layer='Conv2d'), init_cfg]
     model = _tiny(out_norm=False, with_attn_pool=True, init_cfg=init_cfg)
     model.init_weights()
     own = model.state_dict()
