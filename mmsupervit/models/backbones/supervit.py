@@ -189,7 +189,7 @@ class SuperViTBlock(nn.Module):
         x = x + self.drop_path(attn_out) / self.skip_lam
         keep_index = x_at_prune = None
         if prune:
-            B, N, C = x.shape
+            B, N, C = (int(v) for v in x.shape)
             # N includes the class token, as in the official code.
             num_keep = min(math.ceil(keep_rate * N), N - 1)
             order = torch.argsort(score, dim=1, descending=True)[:, :num_keep]
@@ -256,7 +256,9 @@ class SuperViT(BaseModule):
     *padded* input: output pixel ``(i, j)`` corresponds to input region
     ``[16i, 16i + 16) x [16j, 16j + 16)``. The position table trained at
     ``pos_embed_size`` is resampled (bicubic, timm's
-    ``resample_abs_pos_embed``) to the feature grid.
+    ``resample_abs_pos_embed``) to the feature grid. Padding patches are
+    ordinary tokens (they attend and can be kept or pruned), as in mmseg's
+    ViT.
 
     **Token keeping** (``keep_rate`` < 1). Blocks 3, 6 and 9 prune tokens
     exactly like the official model: after the attention and before the MLP,
@@ -297,7 +299,7 @@ class SuperViT(BaseModule):
         final_norm (bool): Apply the final LayerNorm to the last output.
             Defaults to True.
         keep_rate (float): Token keeping rate in (0, 1]. Defaults to 1.0.
-        input_scale (float): Trunk input scale, > 0. Defaults to 1.0.
+        input_scale (float): Trunk input scale in (0, 4]. Defaults to 1.0.
         pos_embed_size (int): Trained size (128/160/192/224) whose position
             table is used. Defaults to 224.
         train_keep_rates (Sequence[float], optional): Sample the keep rate
@@ -492,7 +494,8 @@ class SuperViT(BaseModule):
         return int(value)
 
     @staticmethod
-    def _check_choices(values, check, name) -> Optional[Tuple[float, ...]]:
+    def _check_choices(values: Optional[Sequence[float]], check,
+                       name: str) -> Optional[Tuple[float, ...]]:
         if values is None:
             return None
         values = tuple(values)
@@ -790,7 +793,8 @@ class SuperViT(BaseModule):
                          input_hw: Tuple[int, int]) -> torch.Tensor:
         """Resample maps of the scaled trunk to the stride-16 grid of the
         original (padded) input, aligning pixel centres."""
-        (hs, ws), (H, W) = scaled_hw, input_hw
+        hs, ws = (int(v) for v in scaled_hw)
+        H, W = (int(v) for v in input_hw)
         gh, gw = maps.shape[-2:]
         out_h = math.ceil(H / self.patch_size)
         out_w = math.ceil(W / self.patch_size)
@@ -822,7 +826,7 @@ class SuperViT(BaseModule):
         """
         self._check_input_size(x)
         keep_rate, input_scale = self._budget()
-        H, W = x.shape[-2:]
+        H, W = (int(v) for v in x.shape[-2:])
         trunk_in = x
         if input_scale != 1:
             size = (max(1, round(H * input_scale)),
