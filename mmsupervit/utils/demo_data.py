@@ -43,9 +43,10 @@ DET_PALETTE: List[Tuple[int, int, int]] = [(220, 20, 60), (0, 160, 60),
                                            (30, 80, 230), (230, 190, 0)]
 SEG_PALETTE: List[Tuple[int, int, int]] = [(120, 120, 120)] + DET_PALETTE
 
-# Each shape class has a typical hue (OpenCV HSV, 0-179) that is jittered, so
+# Each shape class has a typical hue (OpenCV HSV, 0-179; red, yellow-green,
+# cyan, violet: evenly spaced) that is jittered, so
 # colour is a strong cue but not the only one.
-_CLASS_HUE = (0, 60, 120, 30)
+_CLASS_HUE = (0, 45, 90, 135)
 _HUE_JITTER = 12
 _SPLITS = {
     'train': dict(ade='training', ade_prefix='ADE_train', coco='train2017'),
@@ -318,6 +319,35 @@ def demo_data_exists(out_dir: str) -> bool:
         osp.join(out_dir, 'coco', 'annotations', 'instances_val2017.json'),
     ]
     return all(osp.exists(p) for p in need)
+
+
+def demo_cfg_options(data_root: str, task: str) -> Dict[str, str]:
+    """``--cfg-options`` that point a demo config at another data root.
+
+    Config variables such as ``data_root`` are resolved when the config is
+    read, so every place that uses the root is overridden explicitly.
+
+    Args:
+        data_root (str): The generator's output folder (holding ``ade/`` and
+            ``coco/``).
+        task (str): ``'seg'`` or ``'det'``.
+
+    Returns:
+        dict: Keys and values for ``Config.merge_from_dict``.
+    """
+    data_root = osp.abspath(data_root)
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    if task == 'seg':
+        return {f'{k}.dataset.data_root': osp.join(data_root, 'ade')
+                for k in loaders}
+    if task == 'det':
+        root = osp.join(data_root, 'coco') + os.sep
+        opts = {f'{k}.dataset.data_root': root for k in loaders}
+        ann = osp.join(root, 'annotations', 'instances_val2017.json')
+        opts.update({'val_evaluator.ann_file': ann,
+                     'test_evaluator.ann_file': ann})
+        return opts
+    raise ValueError(f'task must be seg or det, got {task!r}')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -1,0 +1,233 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: config handling and
+distributed set-up that also works on machines without a GPU.
+
+The tools stay thin (parse arguments, call these helpers, build an mmengine
+``Runner``); everything that is not plain mmengine lives here, once.
+
+Distributed training on CPU needs three things mmengine 0.10.7 does not do by
+itself:
+
+* the ``gloo`` backend (the default ``nccl`` needs CUDA);
+* a process group created *before* the Runner: mmengine's ``init_dist``
+  calls ``torch.cuda.set_device`` unconditionally, which raises without an
+  NVIDIA driver; the Runner skips ``init_dist`` when a group already exists;
+* ``device_ids=None`` for ``DistributedDataParallel``: mmengine passes
+  ``device_ids=[LOCAL_RANK]``, which DDP rejects for a module on the CPU.
+"""
+import argparse
+import os
+import os.path as osp
+import subprocess
+from datetime import timedelta
+from typing import Optional
+
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by train and test, spelled as in mmseg/mmdet."""
+    parser.add_argument('--work-dir', help='the directory to save logs and '
+                        'checkpoints (default: ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs such as '
+        'train_cfg.max_iters=100 or "model.backbone.out_indices=[2,3]"')
+    parser.add_argument(
+        '--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    # torch.distributed.launch passes --local_rank, torchrun sets LOCAL_RANK
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def set_local_rank_env(local_rank: int) -> None:
+    """Export ``LOCAL_RANK`` for launchers that only pass ``--local_rank``."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+def load_config(config: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Read a config, apply ``--cfg-options``, the work dir and launcher.
+
+    The work dir is taken from the command line, else from the config, else
+    ``./work_dirs/<config file name without .py>`` (as in mmseg/mmdet).
+    """
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    setup_distributed(cfg, launcher)
+    return cfg
+
+
+def _cpu_only() -> bool:
+    return not torch.cuda.is_available()
+
+
+def setup_distributed(cfg: Config, launcher: str) -> None:
+    """Set ``cfg.launcher``; without a GPU, prepare a CPU (gloo) run.
+
+    Args:
+        cfg (Config): Modified in place.
+        launcher (str): One of :data:`LAUNCHERS`.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'launcher must be one of {LAUNCHERS}: {launcher!r}')
+    cfg.launcher = launcher
+    if launcher == 'none' or not _cpu_only():
+        return
+    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
+    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
+    if dist_cfg.get('backend', 'nccl') != 'gloo':
+        dist_cfg['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg', None)
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False),
+            device_ids=None)
+    elif 'DistributedDataParallel' in str(wrapper.get('type', '')):
+        wrapper.setdefault('device_ids', None)
+    init_cpu_process_group(launcher, dist_cfg)
+
+
+def init_cpu_process_group(launcher: str, dist_cfg: dict) -> None:
+    """Create the gloo process group for ``launcher`` (no CUDA calls).
+
+    Reads the variables each launcher sets (torchrun: ``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; slurm: ``SLURM_*``;
+    Open MPI: ``OMPI_COMM_WORLD_*``) and exports the torch ones.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return
+    env = os.environ
+    if launcher == 'slurm':
+        env['RANK'] = env['SLURM_PROCID']
+        env['WORLD_SIZE'] = env['SLURM_NTASKS']
+        env['LOCAL_RANK'] = env.get('SLURM_LOCALID', '0')
+        if 'MASTER_ADDR' not in env:
+            node_list = env['SLURM_NODELIST']
+            env['MASTER_ADDR'] = subprocess.getoutput(
+                f'scontrol show hostname {node_list} | head -n1')
+        env.setdefault('MASTER_PORT', str(dist_cfg.get('port', 29500)))
+    elif launcher == 'mpi':
+        env['RANK'] = env['OMPI_COMM_WORLD_RANK']
+        env['WORLD_SIZE'] = env['OMPI_COMM_WORLD_SIZE']
+        env['LOCAL_RANK'] = env['OMPI_COMM_WORLD_LOCAL_RANK']
+        env.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in env:
+            raise KeyError('the mpi launcher needs MASTER_ADDR in the '
+                           'environment')
+    kwargs = {}
+    if 'timeout' in dist_cfg:
+        kwargs['timeout'] = timedelta(seconds=dist_cfg['timeout'])
+    dist.init_process_group(
+        backend='gloo',
+        rank=int(env['RANK']),
+        world_size=int(env['WORLD_SIZE']),
+        **kwargs)
+
+
+def apply_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``--resume`` (latest checkpoint in the work dir) or ``--resume PATH``.
+
+    Note that resuming unpickles mmengine's training state; under torch's
+    ``weights_only`` loader that needs :mod:`mmsupervit.utils.compat`, which
+    ``import mmsupervit`` applies.
+    """
+    if resume is None:
+        return
+    cfg.resume = True
+    cfg.load_from = None if resume == 'auto' else resume
+
+
+def apply_amp(cfg: Config, amp: bool) -> None:
+    """Switch to mixed precision; refuse clearly where it cannot work.
+
+    Raises:
+        SystemExit: Without a CUDA device (mmengine's ``AmpOptimWrapper``
+            asserts a GPU deep inside the Runner otherwise).
+    """
+    if not amp:
+        return
+    if _cpu_only():
+        raise SystemExit(
+            '--amp needs a CUDA GPU (mmengine AmpOptimWrapper); none is '
+            'available here. Run without --amp on CPU.')
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper != 'AmpOptimWrapper':
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def task_of(cfg: Config) -> str:
+    """``'seg'`` or ``'det'``, from the config's default scope."""
+    scope = cfg.get('default_scope', None)
+    if scope == 'mmseg':
+        return 'seg'
+    if scope == 'mmdet':
+        return 'det'
+    raise ValueError(f'expected default_scope mmseg or mmdet, got {scope!r}')
+
+
+def apply_show(cfg: Config,
+               show_dir: Optional[str] = None,
+               show: bool = False,
+               wait_time: float = 2) -> None:
+    """Turn on the visualization hook of mmseg/mmdet for ``tools/test.py``.
+
+    mmseg saves under ``<show_dir>/vis_data/vis_image/``; mmdet saves into
+    ``show_dir`` (relative paths go below ``<work_dir>/<timestamp>/``).
+    """
+    if not (show or show_dir):
+        return
+    hooks = cfg.get('default_hooks', {})
+    if 'visualization' not in hooks:
+        raise RuntimeError(
+            'the config has no default_hooks.visualization, so --show/'
+            '--show-dir cannot draw predictions')
+    hook = hooks['visualization']
+    hook['draw'] = True
+    if show:
+        hook['show'] = True
+        hook['wait_time'] = wait_time
+    if show_dir:
+        if task_of(cfg) == 'seg':
+            cfg.visualizer['save_dir'] = show_dir
+        else:
+            hook['test_out_dir'] = show_dir
+
+
+def apply_tta(cfg: Config) -> None:
+    """Wrap the model in the config's ``tta_model`` and use ``tta_pipeline``.
+
+    Raises:
+        SystemExit: If the config defines no test-time augmentation.
+    """
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise SystemExit('--tta needs `tta_model` and `tta_pipeline` in the '
+                         'config')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg``, or the config's own ``runner_type``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
