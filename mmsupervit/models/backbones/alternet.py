@@ -252,21 +252,27 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         p, heads, d = self.window_size, self.num_heads, self.head_dim
-        # 1x1 convs are pointwise, so they run on the unpadded map.
-        qkv = torch.cat([self.to_q(x), self.to_kv(x)], dim=1)
+        inner = heads * d
+        # Channels-last from here on: the 1x1 convs become matmuls and the
+        # window shuffles below move contiguous runs of ``head_dim`` floats
+        # instead of transposing the whole map (much faster on CPU).
+        weight = torch.cat([self.to_q.weight, self.to_kv.weight]).flatten(1)
+        qkv = F.linear(x.permute(0, 2, 3, 1), weight)  # b, h, w, 3 * inner
         pad_h, pad_w = (-h) % p, (-w) % p
         if pad_h or pad_w:
-            qkv = F.pad(qkv, (0, pad_w, 0, pad_h))
+            qkv = F.pad(qkv, (0, 0, 0, pad_w, 0, pad_h))
         n1, n2 = (h + pad_h) // p, (w + pad_w) // p
         # channels are (qkv, head, dim); tokens of a window are row-major.
-        qkv = qkv.reshape(b, 3, heads, d, n1, p, n2, p)
-        qkv = qkv.permute(1, 0, 4, 6, 2, 5, 7, 3).reshape(
+        qkv = qkv.reshape(b, n1, p, n2, p, 3, heads, d)
+        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(
             3, b * n1 * n2, heads, p * p, d)
         q, k, v = qkv.unbind(0)
 
         bias = self.pos_embedding.flatten()[self.rel_index].to(q.dtype)
         if pad_h or pad_w:
-            valid = x.new_zeros((h + pad_h, w + pad_w), dtype=torch.bool)
+            valid = torch.zeros((h + pad_h, w + pad_w),
+                                dtype=torch.bool,
+                                device=x.device)
             valid[:h, :w] = True
             valid = valid.reshape(n1, p, n2, p).permute(0, 2, 1, 3).reshape(
                 n1 * n2, 1, 1, p * p)
@@ -280,10 +286,13 @@ class WindowAttention(nn.Module):
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, scale=self.scale)
         out = out.reshape(b, n1, n2, heads, p, p, d).permute(
-            0, 3, 6, 1, 4, 2, 5).reshape(b, heads * d, n1 * p, n2 * p)
+            0, 1, 4, 2, 5, 3, 6).reshape(b, n1 * p, n2 * p, inner)
         if pad_h or pad_w:
-            out = out[:, :, :h, :w]
-        return self.to_out(out)
+            out = out[:, :h, :w]
+        out = F.linear(out, self.to_out.weight.flatten(1), self.to_out.bias)
+        # A channels-last NCHW view: no transposing copy here; the following
+        # ops accept it, and the backbone outputs are made contiguous.
+        return out.permute(0, 3, 1, 2)
 
 
 class AttentionBlock(_PreActBlock):
@@ -581,6 +590,14 @@ class AlterNet(BaseModule):
                 x = block(x)
         return x
 
+    def _stages(self, x: torch.Tensor, num_stages: int) -> List[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for s in range(num_stages):
+            x = self._run_stage(getattr(self, f'layer{s + 1}'), x)
+            outs.append(x)
+        return outs
+
     def forward_stages(self,
                        x: torch.Tensor,
                        num_stages: int = 4) -> List[torch.Tensor]:
@@ -596,12 +613,7 @@ class AlterNet(BaseModule):
         Returns:
             list[Tensor]: One map per stage, strides 4, 8, 16, 32.
         """
-        x = self.stem(x)
-        outs = []
-        for s in range(num_stages):
-            x = self._run_stage(getattr(self, f'layer{s + 1}'), x)
-            outs.append(x)
-        return outs
+        return [o.contiguous() for o in self._stages(x, num_stages)]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Normalised, activated maps of the stages in ``out_indices``.
@@ -613,9 +625,9 @@ class AlterNet(BaseModule):
             tuple[Tensor]: ``(B, out_channels[i], ceil(H / s), ceil(W / s))``
             for each ``s`` in ``out_strides``.
         """
-        stages = self.forward_stages(x, self.out_indices[-1] + 1)
+        stages = self._stages(x, self.out_indices[-1] + 1)
         return tuple(
-            self.out_act(getattr(self, f'norm{i}')(stages[i]))
+            self.out_act(getattr(self, f'norm{i}')(stages[i])).contiguous()
             for i in self.out_indices)
 
     # ------------------------------------------------------------- lr decay

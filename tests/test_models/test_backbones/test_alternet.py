@@ -188,6 +188,7 @@ def test_any_input_size(hw):
         outs = model(torch.randn(1, 3, *hw))
     assert [tuple(o.shape) for o in outs] == _expected_shapes(model, 1, *hw)
     assert all(torch.isfinite(o).all() for o in outs)
+    assert all(o.is_contiguous() for o in outs)
 
 
 @pytest.mark.parametrize('arch', [18, 34, 50, 101, 152, TINY50])
