@@ -306,7 +306,14 @@ class PatchConvNet(BaseModule):
     checkpoint='https://dl.fbaipublicfiles.com/deit/s60_224_1k.pth')``
     (``{'model': ...}``, ``{'state_dict': ...}`` or bare dicts; an optional
     ``prefix`` selects a sub-module of a bigger checkpoint). The conversion
-    is :func:`convert_patchconvnet`.
+    is :func:`convert_patchconvnet`. Official checkpoints have no output
+    norms, so ``out_norms.*`` are reported as missing keys and keep their
+    initialisation (weight 1, bias 0).
+
+    Visualisation: with ``with_attn_pool=True`` and official weights,
+    :meth:`attention_map` returns where the official class-attention pooling
+    looks (one weight per 16x16 patch) and :meth:`pooled_features` the
+    official image embedding (the input of the dropped classifier).
 
     Args:
         arch (str | dict): ``'S60'``, ``'S120'``, ``'B60'``, ``'B120'``,
@@ -339,7 +346,8 @@ class PatchConvNet(BaseModule):
             block (needed by :meth:`pooled_features` and
             :meth:`attention_map`, not by :meth:`forward`). Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config; a
-            ``Pretrained`` dict loads an official or converted checkpoint.
+            ``Pretrained`` entry (alone or in a list, with an optional
+            ``prefix``) loads an official or converted checkpoint.
             Defaults to None.
     """
 
