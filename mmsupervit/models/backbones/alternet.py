@@ -150,8 +150,9 @@ class BasicBlock(_PreActBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, skip = self._pre(x)
-        x = self.conv2(self.conv1(x))
-        return self.drop_path(x) + skip
+        x = self.drop_path(self.conv2(self.conv1(x)))
+        x += skip  # in place: the branch output is a fresh tensor
+        return x
 
 
 class Bottleneck(_PreActBlock):
@@ -197,8 +198,9 @@ class Bottleneck(_PreActBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, skip = self._pre(x)
-        x = self.conv3(self.conv2(self.conv1(x)))
-        return self.drop_path(x) + skip
+        x = self.drop_path(self.conv3(self.conv2(self.conv1(x))))
+        x += skip  # in place: the branch output is a fresh tensor
+        return x
 
 
 class WindowAttention(nn.Module):
@@ -253,20 +255,20 @@ class WindowAttention(nn.Module):
         b, _, h, w = x.shape
         p, heads, d = self.window_size, self.num_heads, self.head_dim
         inner = heads * d
-        # Channels-last from here on: the 1x1 convs become matmuls and the
-        # window shuffles below move contiguous runs of ``head_dim`` floats
-        # instead of transposing the whole map (much faster on CPU).
-        weight = torch.cat([self.to_q.weight, self.to_kv.weight]).flatten(1)
-        qkv = F.linear(x.permute(0, 2, 3, 1), weight)  # b, h, w, 3 * inner
         pad_h, pad_w = (-h) % p, (-w) % p
         if pad_h or pad_w:
-            qkv = F.pad(qkv, (0, 0, 0, pad_w, 0, pad_h))
+            # Zero tokens give zero q/k/v (the projections have no bias); the
+            # mask below removes them as keys, the crop as queries.
+            x = F.pad(x, (0, pad_w, 0, pad_h))
         n1, n2 = (h + pad_h) // p, (w + pad_w) // p
-        # channels are (qkv, head, dim); tokens of a window are row-major.
-        qkv = qkv.reshape(b, n1, p, n2, p, 3, heads, d)
-        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(
-            3, b * n1 * n2, heads, p * p, d)
-        q, k, v = qkv.unbind(0)
+        # Partition the (narrow) input into windows of row-major tokens and
+        # project there: the wide q/k/v never need a transposing copy.
+        x = x.reshape(b, -1, n1, p, n2, p).permute(0, 2, 4, 3, 5, 1).reshape(
+            b * n1 * n2, p * p, -1)
+        weight = torch.cat([self.to_q.weight, self.to_kv.weight]).flatten(1)
+        # channels are (qkv, head, dim)
+        qkv = F.linear(x, weight).reshape(b * n1 * n2, p * p, 3, heads, d)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
         bias = self.pos_embedding.flatten()[self.rel_index].to(q.dtype)
         if pad_h or pad_w:
@@ -346,8 +348,9 @@ class AttentionBlock(_PreActBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, skip = self._pre(x)
-        x = self.attn(self.norm2(self.conv(x)))
-        return self.drop_path(x) + skip
+        x = self.drop_path(self.attn(self.norm2(self.conv(x))))
+        x += skip  # in place: the branch output is a fresh tensor
+        return x
 
 
 @MODELS.register_module()
