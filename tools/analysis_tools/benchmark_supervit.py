@@ -32,7 +32,8 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmsupervit  # noqa: E402,F401
 from mmsupervit.models.backbones.supervit import SuperViT  # noqa: E402
 from mmsupervit.utils.flops import sdpa_flop_handle  # noqa: E402

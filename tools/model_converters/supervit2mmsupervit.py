@@ -18,7 +18,8 @@ from typing import Optional, Sequence
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmsupervit  # noqa: E402,F401  (allow-lists argparse.Namespace)
 from mmsupervit.models.backbones.supervit import convert_supervit  # noqa: E402
 from mmsupervit.models.utils.checkpoint import (  # noqa: E402
