@@ -12,8 +12,9 @@ runs as efficiently per FLOP as the convolutional baseline).
 FLOPs: mmengine has no handle for ``aten::scaled_dot_product_attention`` and
 counts it as 0, so the project's handle
 (:func:`mmsupervit.utils.flops.sdpa_flop_handle`) is registered; the SDPA
-share is printed separately. Attention on padded windows is counted, since it
-is computed.
+share is printed separately. Work on padded window tokens (their q/k/v
+projections and attention) is counted, since it is computed; at 512x512 the
+AlterNet-50 MSA maps are 64/32/16, padded to 70/35/21.
 
 Timing: the two models are timed alternately (A, B, A, B, ...) so that load
 from other processes on a shared machine hits both alike.

@@ -504,8 +504,9 @@ class AlterNet(BaseModule):
             arch = dict(arch)
             arch.setdefault('head_dim', 64)
             if arch['block'] not in cls._BLOCKS:
-                raise ValueError(f"arch['block'] must be one of "
-                                 f"{tuple(cls._BLOCKS)}, got {arch['block']!r}")
+                raise ValueError(
+                    f"arch['block'] must be one of {tuple(cls._BLOCKS)}, "
+                    f"got {arch['block']!r}")
             for key in ('num_blocks', 'num_msa', 'heads'):
                 if len(arch[key]) != 4:
                     raise ValueError(f"arch['{key}'] needs 4 entries, got "
@@ -526,8 +527,9 @@ class AlterNet(BaseModule):
                     break
             key = int(name) if name.isdigit() else arch
         if isinstance(key, bool) or key not in cls.arch_settings:
-            raise ValueError(f'unknown AlterNet arch {arch!r}; valid archs are '
-                             f'{valid} (int, str) or a dict')
+            raise ValueError(
+                f'unknown AlterNet arch {arch!r}; valid archs are {valid} '
+                '(int, str) or a dict')
         return dict(cls.arch_settings[key], head_dim=64)
 
     # ------------------------------------------------------------------ init

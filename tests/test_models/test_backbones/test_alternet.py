@@ -202,6 +202,14 @@ def test_output_contract_every_arch_meta(arch):
         model, 2, 320, 512)
 
 
+@pytest.mark.parametrize('hw', [(512, 512), (800, 1333)])
+def test_detection_and_segmentation_sizes_meta(hw):
+    with torch.device('meta'):
+        model = AlterNet(arch=50).eval()
+        outs = model(torch.empty(1, 3, *hw))
+    assert [tuple(o.shape) for o in outs] == _expected_shapes(model, 1, *hw)
+
+
 @pytest.mark.parametrize('arch,channels', [(18, (64, 128, 256, 512)),
                                            (50, (256, 512, 1024, 2048))])
 def test_output_contract_cpu(arch, channels):
