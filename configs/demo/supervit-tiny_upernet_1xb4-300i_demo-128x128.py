@@ -139,3 +139,6 @@ log_processor = dict(by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size=4)
+# SuperViT keeps one position table per trained size and uses one of them,
+# so distributed (DDP) training must tolerate parameters without gradients.
+find_unused_parameters = True

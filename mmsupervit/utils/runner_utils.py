@@ -188,7 +188,8 @@ def apply_show(cfg: Config,
                wait_time: float = 2) -> None:
     """Turn on the visualization hook of mmseg/mmdet for ``tools/test.py``.
 
-    mmseg saves under ``<show_dir>/vis_data/vis_image/``; mmdet saves into
+    mmseg saves every image under ``<show_dir>/vis_data/vis_image/``
+    (``test_<image name>_0.png``); mmdet saves into
     ``show_dir`` (relative paths go below ``<work_dir>/<timestamp>/``).
     """
     if not (show or show_dir):
@@ -206,6 +207,9 @@ def apply_show(cfg: Config,
     if show_dir:
         if task_of(cfg) == 'seg':
             cfg.visualizer['save_dir'] = show_dir
+            # mmseg's hook draws every `interval`-th test image (default
+            # 50); --show-dir asks for all of them
+            hook['interval'] = 1
         else:
             hook['test_out_dir'] = show_dir
 

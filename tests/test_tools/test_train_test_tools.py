@@ -1,0 +1,176 @@
+"""tools/train.py and tools/test.py: flags, distributed CPU training, resume
+after SIGKILL, evaluation with --show-dir."""
+import glob
+import os
+import os.path as osp
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from _tool_helpers import REPO, SEG_CFG, cfg_options, run_tool, tool_env
+
+TRAIN = osp.join(REPO, 'tools', 'train.py')
+TEST = osp.join(REPO, 'tools', 'test.py')
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _iters_logged(text):
+    return [int(m) for m in re.findall(r'Iter\(train\) \[\s*(\d+)/', text)]
+
+
+def test_runner_utils_cpu_distributed_config():
+    from mmengine.config import Config
+    from mmsupervit.utils import runner_utils as ru
+    cfg = Config.fromfile(SEG_CFG)
+    ru.apply_resume(cfg, 'auto')
+    assert cfg.resume is True and cfg.load_from is None
+    ru.apply_resume(cfg, '/x/iter_4.pth')
+    assert cfg.load_from == '/x/iter_4.pth'
+    assert ru.task_of(cfg) == 'seg'
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
+            ru.apply_amp(cfg, True)
+    ru.apply_show(cfg, show_dir='vis')
+    assert cfg.visualizer.save_dir == 'vis'
+    assert cfg.default_hooks.visualization.draw is True
+    with pytest.raises(ValueError, match='launcher'):
+        ru.setup_distributed(cfg, 'torchrun')
+
+
+def _load_tool(path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        '_tool_' + osp.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_refuses_amp_on_cpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is available')
+    train = _load_tool(TRAIN)
+    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
+        train.main([SEG_CFG, '--amp', '--work-dir', str(tmp_path)])
+
+
+def test_tool_arguments():
+    train = _load_tool(TRAIN)
+    args = train.parse_args([SEG_CFG, '--resume', '--launcher', 'pytorch',
+                             '--local-rank', '1'])
+    assert args.resume == 'auto' and args.launcher == 'pytorch'
+    args = train.parse_args([SEG_CFG, '--resume', 'a.pth', '--local_rank',
+                             '0', '--cfg-options', 'a.b=1'])
+    assert args.resume == 'a.pth' and args.cfg_options == {'a.b': 1}
+    assert train.parse_args([SEG_CFG]).resume is None
+    test = _load_tool(TEST)
+    args = test.parse_args([SEG_CFG, 'x.pth', '--show-dir', 'v', '--tta',
+                            '--work-dir', 'w', '--launcher', 'slurm'])
+    assert (args.checkpoint, args.show_dir, args.tta, args.work_dir,
+            args.launcher) == ('x.pth', 'v', True, 'w', 'slurm')
+
+
+@pytest.mark.slow
+def test_distributed_cpu_training_two_processes(demo_data, tmp_path):
+    work_dir = str(tmp_path / 'dist')
+    cmd = [
+        '-m', 'torch.distributed.run', '--nproc_per_node=2',
+        f'--master_port={_free_port()}', TRAIN, SEG_CFG, '--launcher',
+        'pytorch', '--work-dir', work_dir
+    ] + cfg_options(demo_data, 'seg', 4, 4)
+    proc = run_tool(cmd, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    # both ranks took part: world size 2 and a gloo process group
+    assert re.search(r'(GPU number|world_size|World size):? *2', out), \
+        out[-3000:]
+    # one checkpoint, written once (by rank 0), one run folder
+    assert sorted(os.listdir(work_dir)).count('iter_4.pth') == 1
+    assert glob.glob(osp.join(work_dir, '*.pth')) == [
+        osp.join(work_dir, 'iter_4.pth')
+    ]
+    runs = [d for d in os.listdir(work_dir)
+            if osp.isdir(osp.join(work_dir, d))]
+    assert len(runs) == 1, runs
+    ckpt = torch.load(osp.join(work_dir, 'iter_4.pth'), map_location='cpu')
+    assert ckpt['meta']['iter'] == 4
+    # the state dict is the plain model's (no DDP "module." prefix)
+    assert not any(k.startswith('module.') for k in ckpt['state_dict'])
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(demo_data, tmp_path):
+    import mmsupervit  # noqa: F401  (safe-loader allow-list for torch.load)
+    work_dir = str(tmp_path / 'resume')
+    total, interval = 14, 4
+    args = [TRAIN, SEG_CFG, '--work-dir', work_dir] + cfg_options(
+        demo_data, 'seg', total, interval)
+    log_path = str(tmp_path / 'first.log')
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen([sys.executable] + args, cwd=REPO,
+                                env=tool_env(), stdout=log,
+                                stderr=subprocess.STDOUT)
+        last = osp.join(work_dir, 'last_checkpoint')
+        deadline = time.time() + 240
+        try:
+            while time.time() < deadline and proc.poll() is None:
+                if osp.exists(last):
+                    with open(last) as f:
+                        if f.read().strip().endswith('iter_8.pth'):
+                            break
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait()
+    with open(log_path) as f:
+        first = f.read()
+    assert proc.returncode == -signal.SIGKILL, first[-3000:]
+    assert not osp.exists(osp.join(work_dir, f'iter_{total}.pth')), \
+        'the run finished before it could be killed'
+    killed_at = max(_iters_logged(first))
+    assert 8 <= killed_at < total
+
+    proc = run_tool(args + ['--resume'], timeout=240)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert re.search(r'resumed? .*iter_8\.pth|Auto resumed from .*iter_8',
+                     out, re.I), out[-3000:]
+    logged = _iters_logged(out)
+    # training continued right after the last checkpoint: nothing before it
+    # was repeated or lost, and it ended at the configured length
+    assert min(logged) == 9 and max(logged) == total, logged
+    ckpt = torch.load(osp.join(work_dir, f'iter_{total}.pth'),
+                      map_location='cpu')
+    assert ckpt['meta']['iter'] == total
+    assert 'optimizer' in ckpt and 'message_hub' in ckpt
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        assert f.read().strip().endswith(f'iter_{total}.pth')
+
+
+@pytest.mark.slow
+def test_test_tool_show_dir(demo_data, tmp_path):
+    work_dir = str(tmp_path / 'train')
+    proc = run_tool([TRAIN, SEG_CFG, '--work-dir', work_dir] +
+                    cfg_options(demo_data, 'seg', 2, 2))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    show_dir = str(tmp_path / 'show')
+    proc = run_tool([
+        TEST, SEG_CFG, osp.join(work_dir, 'iter_2.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--show-dir', show_dir
+    ] + cfg_options(demo_data, 'seg', 2, 2))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 'mIoU' in out
+    assert len(glob.glob(osp.join(show_dir, '**', '*.png'),
+                         recursive=True)) == 2
