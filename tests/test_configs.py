@@ -136,3 +136,22 @@ def test_config_builds_and_runs(path):
         assert preds[0].pred_sem_seg.data.shape[-2:] == size
     else:
         assert 'masks' in preds[0].pred_instances
+
+
+@pytest.mark.parametrize('family', ['supervit', 'alternet', 'patchconvnet'])
+def test_model_zoo_page_lists_every_config(family):
+    import yaml
+    folder = osp.join(REPO, 'configs', family)
+    assert osp.isfile(osp.join(folder, 'README.md'))
+    with open(osp.join(folder, 'metafile.yaml')) as f:
+        meta = yaml.safe_load(f)
+    listed = {m['Config'] for m in meta['Models']}
+    on_disk = {
+        osp.relpath(p, REPO)
+        for p in glob.glob(osp.join(folder, '*.py'))
+    }
+    assert listed == on_disk
+    with open(osp.join(folder, 'README.md')) as f:
+        readme = f.read()
+    for path in on_disk:
+        assert f'({osp.basename(path)})' in readme, f'{path} not in README'
