@@ -74,24 +74,8 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor')),
 ]
-tta_model = dict(
-    type='DetTTAModel',
-    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=20))
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [dict(type='Resize', scale=img_scale, keep_ratio=True)],
-            [dict(type='RandomFlip', prob=1.),
-             dict(type='RandomFlip', prob=0.)],
-            [dict(type='LoadAnnotations', with_bbox=True, with_mask=True)],
-            [dict(
-                type='PackDetInputs',
-                meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                           'scale_factor', 'flip', 'flip_direction'))],
-        ])
-]
+# No test-time augmentation: mmdet's DetTTAModel merges boxes only, not
+# instance masks.
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,

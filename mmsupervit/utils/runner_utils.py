@@ -221,8 +221,10 @@ def apply_tta(cfg: Config) -> None:
         SystemExit: If the config defines no test-time augmentation.
     """
     if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        raise SystemExit('--tta needs `tta_model` and `tta_pipeline` in the '
-                         'config')
+        raise SystemExit(
+            '--tta needs `tta_model` and `tta_pipeline` in the config (the '
+            'Mask R-CNN configs have none: mmdet 3.3 DetTTAModel cannot '
+            'merge instance masks)')
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.tta_model.module = cfg.model
     cfg.model = cfg.tta_model

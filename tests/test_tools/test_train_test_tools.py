@@ -13,7 +13,8 @@ import time
 import pytest
 import torch
 
-from _tool_helpers import REPO, SEG_CFG, cfg_options, run_tool, tool_env
+from _tool_helpers import (DET_CFG, REPO, SEG_CFG, cfg_options, run_tool,
+                           tool_env)
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
@@ -179,3 +180,17 @@ def test_test_tool_show_dir(demo_data, tmp_path):
     assert 'mIoU' in out
     assert len(glob.glob(osp.join(show_dir, '**', '*.png'),
                          recursive=True)) == 2
+    # multi-scale + flip test-time augmentation (mmseg SegTTAModel)
+    proc = run_tool([
+        TEST, SEG_CFG, osp.join(work_dir, 'iter_2.pth'), '--work-dir',
+        str(tmp_path / 'tta'), '--tta'
+    ] + cfg_options(demo_data, 'seg', 2, 2))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 'mIoU' in out
+
+
+def test_tta_refused_clearly_for_mask_rcnn(tmp_path):
+    test = _load_tool(TEST)
+    with pytest.raises(SystemExit, match='--tta needs'):
+        test.main([DET_CFG, 'x.pth', '--tta', '--work-dir', str(tmp_path)])
