@@ -12,7 +12,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -28,6 +28,7 @@ from timm.models._efficientnet_blocks import SqueezeExcite
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmsupervit.models.utils.checkpoint import CheckpointError, load_pretrained
+from mmsupervit.models.utils.init import init_linear_and_norm
 from mmsupervit.registry import MODELS
 
 StateDict = Dict[str, torch.Tensor]
@@ -461,14 +462,7 @@ class PatchConvNet(BaseModule):
         Linear layers and the class token: truncated normal with std 0.02,
         zero bias; layer norms: 1/0; convolutions keep PyTorch's default.
         """
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm(self)
         if self.attn_pool is not None:
             trunc_normal_(self.attn_pool.cls_token, std=.02)
 

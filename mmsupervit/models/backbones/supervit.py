@@ -29,6 +29,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmsupervit.models.utils.checkpoint import (CheckpointError,
                                                 load_pretrained)
+from mmsupervit.models.utils.init import init_linear_and_norm
 from mmsupervit.registry import MODELS
 
 StateDict = Dict[str, torch.Tensor]
@@ -529,14 +530,7 @@ class SuperViT(BaseModule):
         for pos_embed in self.pos_embed_list:
             trunc_normal_(pos_embed, std=.02)
         trunc_normal_(self.cls_token, std=.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm(self)
 
     def init_weights(self) -> None:
         """Load ``init_cfg``'s checkpoint (official or converted keys).
