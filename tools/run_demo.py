@@ -84,10 +84,8 @@ def run_worker(task: str, args) -> None:
     cfg = ru.load_config(JOBS[task], opts, work_dir)
     max_iters = cfg.train_cfg.max_iters
     if args.iters:
-        # keep the schedule's shape: scale its end points to the new length
-        for sched in cfg.param_scheduler:
-            if sched.get('end', 0) > 100:
-                sched['end'] = max_iters
+        # keep the schedule's shape: scale its milestones to the new length
+        _rescale_schedule(cfg, max_iters)
     results = {}
 
     class DemoHook(Hook):
@@ -128,6 +126,14 @@ def run_worker(task: str, args) -> None:
     results['seconds'] = time.time() - start
     with open(osp.join(work_dir, 'demo_results.json'), 'w') as f:
         json.dump(_plain(results), f, indent=1)
+
+
+def _rescale_schedule(cfg, max_iters: int) -> None:
+    old = max(s.get('end', 0) for s in cfg.param_scheduler)
+    for sched in cfg.param_scheduler:
+        begin = round(sched.get('begin', 0) * max_iters / old)
+        end = round(sched.get('end', old) * max_iters / old)
+        sched['begin'], sched['end'] = begin, max(end, begin + 1)
 
 
 def _plain(obj):
