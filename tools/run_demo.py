@@ -3,7 +3,7 @@
 Runs both demo configs on the synthetic data (generated if missing):
 
 * SuperViT-tiny + ColumnPyramidNeck + UperNet (mmseg, ADE20K layout)
-* PatchConvNet-tiny + ColumnPyramidNeck + FPN + Mask R-CNN (mmdet, COCO)
+* SuperViT-tiny + ColumnPyramidNeck + FPN + Mask R-CNN (mmdet, COCO)
 
 For each: evaluate the freshly initialised model (baseline), train, evaluate
 again, save a few prediction images (input | overlay). Both jobs run at the
@@ -32,7 +32,7 @@ JOBS = {
     'seg': osp.join(REPO, 'configs', 'demo',
                     'supervit-tiny_upernet_1xb4-300i_demo-128x128.py'),
     'det': osp.join(REPO, 'configs', 'demo',
-                    'mask-rcnn_patchconvnet-tiny_fpn_300i_demo.py'),
+                    'mask-rcnn_supervit-tiny_fpn_300i_demo.py'),
 }
 METRICS = {
     'seg': [('mIoU', 'mIoU', 1.0), ('aAcc', 'aAcc', 1.0)],
@@ -179,6 +179,10 @@ def _status(log_paths) -> str:
     return ' | '.join(parts)
 
 
+def _phases(status: str) -> str:
+    return re.sub(r' \d+/\d+', '', status)
+
+
 def _run_jobs(args, argv) -> dict:
     env = dict(os.environ)
     if not args.sequential:
@@ -199,16 +203,18 @@ def _run_jobs(args, argv) -> dict:
             procs[task] = (subprocess.Popen(
                 base + ['--worker', task], stdout=log,
                 stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()), log)
-        last = ''
+        last, last_time = '', 0.
         while any(p.poll() is None for p, _ in procs.values()):
             time.sleep(2)
-            line = (f'[{_fmt_time(time.time() - start)}] '
-                    f'{_status({t: logs[t] for t in batch})}')
+            status = _status({t: logs[t] for t in batch})
+            line = f'[{_fmt_time(time.time() - start)}] {status}'
             if tty:
                 print('\r' + line.ljust(80), end='', flush=True)
-            elif line.split('] ', 1)[1] != last:
+            elif (_phases(status) != _phases(last)
+                  or time.time() - last_time >= 15):
+                # in a log file: a line per phase change or 15 seconds
                 print(line, flush=True)
-            last = line.split('] ', 1)[1]
+                last, last_time = status, time.time()
         if tty:
             print()
         for task, (proc, log) in procs.items():
@@ -232,7 +238,7 @@ def _summary(results: dict, tasks) -> str:
             'scratch)', '-' * 64,
             f'{"job":<34}{"metric":<10}{"untrained":>10}{"trained":>10}']
     names = {'seg': 'SuperViT-tiny UperNet (mmseg)',
-             'det': 'PatchConvNet-tiny Mask R-CNN (mmdet)'}
+             'det': 'SuperViT-tiny Mask R-CNN (mmdet)'}
     for task in tasks:
         res = results[task]
         for label, key, scale in METRICS[task]:
