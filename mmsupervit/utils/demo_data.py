@@ -107,9 +107,9 @@ def _shape_mask(cls: int, cx: float, cy: float, r: float, angle: float,
         k = np.arange(3)
         radii = np.full(3, r * 1.2)
         angles = angle + k * 2 * np.pi / 3
-    else:  # star: 5 points, inner radius 0.45 r
+    else:  # star: 5 points, inner radius half the outer one
         k = np.arange(10)
-        radii = np.where(k % 2 == 0, r * 1.25, r * 0.5)
+        radii = np.where(k % 2 == 0, r * 1.3, r * 0.65)
         angles = angle + k * np.pi / 5
     pts = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)],
                    axis=1)
