@@ -20,3 +20,6 @@ backbone = dict(
     init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
 model = dict(backbone=backbone)
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.65))
+# Only one of SuperViT's four position tables is used in an iteration, so
+# distributed training must allow unused parameters.
+find_unused_parameters = True
