@@ -37,6 +37,21 @@ def _deterministic():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _isolate_default_scope():
+    """Undo the mmengine default scope a test sets.
+
+    ``init_default_scope('mmseg')`` (and every Runner) leaves a process-wide
+    default scope behind; builds in later tests would then look our classes
+    up in mmseg's or mmdet's registry. Each test starts from the state before.
+    """
+    from mmengine.registry import DefaultScope
+    saved = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'slow: end-to-end runs (seconds to minutes); '
