@@ -118,7 +118,7 @@ else
     SRC="$(mktemp -d)"
     trap 'rm -rf "$SRC"' EXIT
     say "no prebuilt mmcv $MMCV_VERSION wheel for $PYTAG/torch $TORCH_INSTALLED: building it from the PyPI sdist"
-    say "  (~77 compile units, 15-30 minutes on 2 cores; the wheel is cached in $BUILT, so this happens once per machine)"
+    say "  (~77 compile units, ~12 minutes on 2 idle cores; the wheel is cached in $BUILT, so this happens once per machine)"
     "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV_VERSION" -d "$SRC"
     tar xzf "$SRC"/mmcv-"$MMCV_VERSION".tar.gz -C "$SRC"
     # torch >= 2.x headers need C++20 (mmcv#3341); mmcv 2.1.0 hard-codes -std=c++17.
