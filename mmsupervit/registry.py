@@ -17,7 +17,6 @@ from mmengine.registry import \
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 #: Backbones, necks and other ``nn.Module`` classes.
@@ -48,16 +47,9 @@ OPTIM_WRAPPERS = Registry(
     scope='mmsupervit',
     locations=['mmsupervit.engine.optimizers'])
 
-#: Runner hooks (e.g. per-iteration budget sampling).
+#: Runner hooks (none of our own yet; kept so `mmsupervit.` types resolve).
 HOOKS = Registry(
     'hook',
     parent=MMENGINE_HOOKS,
     scope='mmsupervit',
     locations=['mmsupervit.engine'])
-
-#: Data transforms.
-TRANSFORMS = Registry(
-    'transform',
-    parent=MMENGINE_TRANSFORMS,
-    scope='mmsupervit',
-    locations=['mmsupervit.datasets'])
