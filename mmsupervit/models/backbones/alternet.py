@@ -93,11 +93,27 @@ class _PreActBlock(nn.Module):
 
     With a projection shortcut, the shortcut sees the *activated* input;
     otherwise the identity skip is the *raw* input (official behaviour).
+    Subclasses build their input norm (``bn_in``), ``act`` and
+    :meth:`residual`; the skip, drop path and sum are here.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        stride (int): Stride of the block.
+        drop_path (float): Drop-path rate of the residual branch.
     """
 
     expansion = 1
     act: nn.Module
-    shortcut: Optional[nn.Module]
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int,
+                 drop_path: float) -> None:
+        super().__init__()
+        self.shortcut: Optional[nn.Module] = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = _conv(in_channels, out_channels, 1, stride)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
 
     def _pre(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.shortcut is not None:
@@ -108,6 +124,16 @@ class _PreActBlock(nn.Module):
     @property
     def bn_in(self) -> nn.Module:
         raise NotImplementedError
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual branch on the activated input."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, skip = self._pre(x)
+        x = self.drop_path(self.residual(x))
+        x += skip  # in place: the branch output is a fresh tensor
+        return x
 
 
 class BasicBlock(_PreActBlock):
@@ -130,29 +156,21 @@ class BasicBlock(_PreActBlock):
                  stride: int = 1,
                  drop_path: float = 0.,
                  norm_cfg: dict = dict(type='BN')) -> None:
-        super().__init__()
         out_channels = channels * self.expansion
-        self.shortcut = None
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = _conv(in_channels, out_channels, 1, stride)
+        super().__init__(in_channels, out_channels, stride, drop_path)
         self.bn = _norm(norm_cfg, in_channels)
         self.act = nn.ReLU(inplace=True)
         self.conv1 = _conv(in_channels, channels, 3, stride)
         self.conv2 = nn.Sequential(
             _norm(norm_cfg, channels), nn.ReLU(inplace=True),
             _conv(channels, out_channels, 3))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
 
     @property
     def bn_in(self) -> nn.Module:
         return self.bn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, skip = self._pre(x)
-        x = self.drop_path(self.conv2(self.conv1(x)))
-        x += skip  # in place: the branch output is a fresh tensor
-        return x
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
 
 
 class Bottleneck(_PreActBlock):
@@ -175,11 +193,8 @@ class Bottleneck(_PreActBlock):
                  stride: int = 1,
                  drop_path: float = 0.,
                  norm_cfg: dict = dict(type='BN')) -> None:
-        super().__init__()
         out_channels = channels * self.expansion
-        self.shortcut = None
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = _conv(in_channels, out_channels, 1, stride)
+        super().__init__(in_channels, out_channels, stride, drop_path)
         self.bn = _norm(norm_cfg, in_channels)
         self.act = nn.ReLU(inplace=True)
         self.conv1 = _conv(in_channels, channels, 1)
@@ -189,18 +204,13 @@ class Bottleneck(_PreActBlock):
         self.conv3 = nn.Sequential(
             _norm(norm_cfg, channels), nn.ReLU(inplace=True),
             _conv(channels, out_channels, 1))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
 
     @property
     def bn_in(self) -> nn.Module:
         return self.bn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, skip = self._pre(x)
-        x = self.drop_path(self.conv3(self.conv2(self.conv1(x))))
-        x += skip  # in place: the branch output is a fresh tensor
-        return x
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.conv2(self.conv1(x)))
 
 
 class WindowAttention(nn.Module):
@@ -324,33 +334,26 @@ class AttentionBlock(_PreActBlock):
                  expansion: int = 1,
                  drop_path: float = 0.,
                  norm_cfg: dict = dict(type='BN')) -> None:
-        super().__init__()
-        self.expansion = expansion
         out_channels = channels * expansion
+        # A projection shortcut is never built by the official layouts (an
+        # MSA block is never first in a stage) but is kept for dict archs
+        # with a width change.
+        super().__init__(in_channels, out_channels, 1, drop_path)
+        self.expansion = expansion
         width = in_channels // expansion
-        # Never used by the official layouts (an MSA block is never first in
-        # a stage) but kept for dict archs with a width change.
-        self.shortcut = None
-        if in_channels != out_channels:
-            self.shortcut = _conv(in_channels, out_channels, 1)
         self.norm1 = _norm(norm_cfg, in_channels)
         self.act = nn.GELU()
         self.conv = nn.Conv2d(in_channels, width, 1, bias=False)
         self.norm2 = _norm(norm_cfg, width)
         self.attn = WindowAttention(width, out_channels, num_heads, head_dim,
                                     window_size)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
 
     @property
     def bn_in(self) -> nn.Module:
         return self.norm1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, skip = self._pre(x)
-        x = self.drop_path(self.attn(self.norm2(self.conv(x))))
-        x += skip  # in place: the branch output is a fresh tensor
-        return x
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(self.norm2(self.conv(x)))
 
 
 @MODELS.register_module()
