@@ -1,3 +1,8 @@
-from .alternet import AlterNet  # noqa: F401
-from .patchconvnet import PatchConvNet  # noqa: F401
-from .supervit import SuperViT  # noqa: F401
+from .alternet import AlterNet
+from .base import DenseBackbone, ShapeSpec
+from .patchconvnet import PatchConvNet
+from .supervit import SuperViT
+
+__all__ = [
+    'AlterNet', 'DenseBackbone', 'PatchConvNet', 'ShapeSpec', 'SuperViT'
+]

@@ -21,18 +21,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
-from mmengine.model import BaseModule
 from timm.layers import DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmsupervit.models.utils.checkpoint import (CheckpointError,
-                                                load_pretrained)
+from mmsupervit.models.utils.checkpoint import StateDict
 from mmsupervit.models.utils.init import init_linear_and_norm
 from mmsupervit.registry import MODELS
-
-StateDict = Dict[str, torch.Tensor]
+from .base import DenseBackbone, InitCfg, ShapeSpec, StageMember
 
 #: Trained input sizes of the official models, one position table each
 #: (``pos_embed_list.{0..3}``).
@@ -44,6 +39,31 @@ PRUNE_BLOCKS: Tuple[int, ...] = (3, 6, 9)
 
 #: Key prefixes of official checkpoints that the backbone does not use.
 _DROPPED_PREFIXES = ('head.', 'aux_head.', 'pre_logits.')
+
+
+#: Official variants (``super_deit_s``, ``super_lvvit_s``).
+_DEIT_S = dict(
+    embed_dims=384,
+    depth=12,
+    num_heads=6,
+    mlp_ratio=4.,
+    qkv_bias=True,
+    norm_eps=1e-6,
+    skip_lam=1.,
+    scale_q=False,
+    stem='patch',
+    stem_channels=64)
+_LVVIT_S = dict(
+    embed_dims=384,
+    depth=16,
+    num_heads=6,
+    mlp_ratio=3.,
+    qkv_bias=False,
+    norm_eps=1e-5,
+    skip_lam=2.,
+    scale_q=True,
+    stem='conv',
+    stem_channels=64)
 
 
 def convert_supervit(state_dict: StateDict) -> StateDict:
@@ -244,12 +264,12 @@ class _ConvStemPatchEmbed(nn.Module):
 
 
 @MODELS.register_module()
-class SuperViT(BaseModule):
+class SuperViT(DenseBackbone):
     """SuperViT backbone (official ``super_deit_s`` / ``super_lvvit_s``).
 
     A plain ViT column: every output is an NCHW map at stride 16 with
-    ``embed_dims`` channels (declared in :attr:`out_channels` and
-    :attr:`out_strides`); a neck turns them into a pyramid.
+    ``embed_dims`` channels (declared by :meth:`output_shape`); a neck turns
+    them into a pyramid.
 
     **Any input size.** H and W need not be square or multiples of 16: the
     input is zero-padded at the right/bottom to a multiple of 16, so the
@@ -288,9 +308,9 @@ class SuperViT(BaseModule):
 
     Args:
         arch (str | dict): ``'deit-s'`` or ``'lvvit-s'``, or a dict with
-            ``embed_dims``, ``depth``, ``num_heads`` and optionally
-            ``base`` (an arch name whose remaining settings are inherited,
-            default ``'deit-s'``), ``mlp_ratio``, ``qkv_bias``, ``norm_eps``,
+            ``embed_dims``, ``depth``, ``num_heads`` (the other settings of
+            ``deit-s`` stay), or ``base=<name>`` and the settings that differ
+            from it: ``mlp_ratio``, ``qkv_bias``, ``norm_eps``,
             ``skip_lam``, ``scale_q``, ``stem`` (``'patch'`` or ``'conv'``),
             ``stem_channels``. Defaults to ``'deit-s'``.
         in_channels (int): Input channels. Defaults to 3.
@@ -316,43 +336,18 @@ class SuperViT(BaseModule):
             during training. Defaults to False.
         norm_cfg (dict): Norm of the LV-ViT conv stem. Defaults to
             ``dict(type='BN')``.
-        with_cp (bool): Gradient checkpointing per block in training.
-            Defaults to False.
-        init_cfg (dict, optional): ``dict(type='Pretrained',
-            checkpoint=..., prefix=None)`` loads an official or converted
-            checkpoint. Defaults to None.
+        with_cp (bool): Gradient checkpointing per block. Defaults to False.
+        init_cfg (dict | list[dict], optional): A ``Pretrained`` entry
+            (``checkpoint``, optional ``prefix``) loads an official or
+            converted checkpoint. Defaults to None.
     """
 
-    arch_zoo: Dict[str, dict] = {
-        'deit-s':
-        dict(
-            embed_dims=384,
-            depth=12,
-            num_heads=6,
-            mlp_ratio=4.,
-            qkv_bias=True,
-            norm_eps=1e-6,
-            skip_lam=1.,
-            scale_q=False,
-            stem='patch',
-            stem_channels=64),
-        'lvvit-s':
-        dict(
-            embed_dims=384,
-            depth=16,
-            num_heads=6,
-            mlp_ratio=3.,
-            qkv_bias=False,
-            norm_eps=1e-5,
-            skip_lam=2.,
-            scale_q=True,
-            stem='conv',
-            stem_channels=64),
-    }
+    arch_zoo = {'deit-s': _DEIT_S, 'lvvit-s': _LVVIT_S}
+    arch_required_keys = ('embed_dims', 'depth', 'num_heads')
+    arch_defaults = _DEIT_S
     patch_size = 16
-    #: Parameter-name substrings without weight decay (read by
-    #: ``LayerDecayOptimWrapperConstructor``).
-    no_weight_decay_keywords: Tuple[str, ...] = ('cls_token', 'pos_embed')
+    min_input_size = patch_size
+    no_weight_decay_keywords = ('cls_token', 'pos_embed')
 
     def __init__(self,
                  arch: Union[str, dict] = 'deit-s',
@@ -369,33 +364,15 @@ class SuperViT(BaseModule):
                  norm_eval: bool = False,
                  norm_cfg: dict = dict(type='BN'),
                  with_cp: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.arch_settings = self._parse_arch(arch)
+                 init_cfg: InitCfg = None) -> None:
+        super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
         s = self.arch_settings
         self.embed_dims = s['embed_dims']
         self.depth = s['depth']
         self.num_heads = s['num_heads']
-
-        if out_indices is None:
-            out_indices = tuple(self.depth * (i + 1) // 4 - 1
-                                for i in range(4))
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        indices = []
-        for i in out_indices:
-            if not -self.depth <= i < self.depth:
-                raise ValueError(f'out_indices {tuple(out_indices)} out of '
-                                 f'range for depth {self.depth}')
-            indices.append(i % self.depth)
-        if not indices:
-            raise ValueError('out_indices must not be empty')
-        self.out_indices: Tuple[int, ...] = tuple(indices)
-        self.out_channels: Tuple[int, ...] = (self.embed_dims, ) * len(
-            self.out_indices)
-        self.out_strides: Tuple[int, ...] = (self.patch_size, ) * len(
-            self.out_indices)
-
+        self.out_indices: Tuple[int, ...] = self._check_out_indices(
+            self._evenly_spaced(self.depth)
+            if out_indices is None else out_indices, self.depth)
         self.final_norm = final_norm
         self.keep_rate = keep_rate
         self.input_scale = input_scale
@@ -405,13 +382,6 @@ class SuperViT(BaseModule):
         self.train_input_scales = self._check_choices(
             train_input_scales, self._check_input_scale,
             'train_input_scales')
-        if not isinstance(frozen_stages, int) or not \
-                -1 <= frozen_stages <= self.depth:
-            raise ValueError(f'frozen_stages must be in [-1, {self.depth}], '
-                             f'got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
 
         if s['stem'] == 'conv':
             self.patch_embed = _ConvStemPatchEmbed(
@@ -441,38 +411,16 @@ class SuperViT(BaseModule):
                 drop_path=dpr[i]) for i in range(self.depth)
         ])
         self.norm = nn.LayerNorm(self.embed_dims, eps=s['norm_eps'])
-        self._init_default()
-        self._freeze_stages()
+        self._post_init()
 
     # ------------------------------------------------------------------
     # configuration
     # ------------------------------------------------------------------
     @classmethod
-    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch not in cls.arch_zoo:
-                raise KeyError(f'unknown SuperViT arch {arch!r}; valid '
-                               f'names are {sorted(cls.arch_zoo)}')
-            return dict(cls.arch_zoo[arch])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
-        arch = dict(arch)
-        base_given = 'base' in arch
-        base = arch.pop('base', 'deit-s')
-        settings = cls._parse_arch(base)
-        unknown = sorted(set(arch) - set(settings))
-        if unknown:
-            raise KeyError(f'unknown SuperViT arch keys {unknown}; valid '
-                           f'keys are {sorted(settings) + ["base"]}')
-        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
-        if missing and not base_given:
-            raise KeyError(f'arch dict is missing {sorted(missing)} (or '
-                           "give 'base' to inherit them)")
-        settings.update(arch)
+    def _check_arch(cls, settings: dict) -> None:
         if settings['stem'] not in ('patch', 'conv'):
             raise ValueError(f"stem must be 'patch' or 'conv', got "
                              f"{settings['stem']!r}")
-        return settings
 
     @staticmethod
     def _check_keep_rate(value: float) -> float:
@@ -523,91 +471,63 @@ class SuperViT(BaseModule):
         self._input_scale = self._check_input_scale(value)
 
     # ------------------------------------------------------------------
-    # initialisation, freezing, train mode
+    # DenseBackbone hooks
     # ------------------------------------------------------------------
-    def _init_default(self) -> None:
+    def init_default_weights(self) -> None:
         """The official initialisation (timm ViT style)."""
         for pos_embed in self.pos_embed_list:
             trunc_normal_(pos_embed, std=.02)
         trunc_normal_(self.cls_token, std=.02)
         init_linear_and_norm(self)
 
-    def init_weights(self) -> None:
-        """Load ``init_cfg``'s checkpoint (official or converted keys).
+    def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
+        return convert_supervit(state_dict)
 
-        Other ``init_cfg`` types go through mmengine's ``BaseModule``;
-        without ``init_cfg`` the official initialisation done at construction
-        stays.
-        """
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            if 'checkpoint' not in cfg:
-                raise CheckpointError(
-                    "init_cfg of type 'Pretrained' needs a 'checkpoint'")
-            load_pretrained(
-                self,
-                cfg['checkpoint'],
-                convert=convert_supervit,
-                prefix=cfg.get('prefix'))
-            self._is_init = True
-        else:
-            super().init_weights()
-        self._freeze_stages()
+    @property
+    def num_stages(self) -> int:
+        return self.arch_settings['depth']
 
-    def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
-        return [self.patch_embed] + list(self.blocks[:self.frozen_stages])
+    def stage_members(self, stage: int) -> List[StageMember]:
+        """Stage 0: patch embedding, class token and position tables;
+        stage i: block i - 1."""
+        if stage == 0:
+            return [self.patch_embed, self.cls_token, self.pos_embed_list]
+        return [self.blocks[stage - 1]]
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        self.cls_token.requires_grad_(False)
-        for p in self.pos_embed_list:
-            p.requires_grad_(False)
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
+    @property
+    def num_layers(self) -> int:
+        return self.depth + 2
 
-    def train(self, mode: bool = True) -> 'SuperViT':
-        """Set train/eval mode, keeping frozen parts and the stem BN
-        (``norm_eval``) in eval mode."""
-        super().train(mode)
-        if mode:
-            for m in self._frozen_modules():
-                m.eval()
-            if self.norm_eval:
-                for m in self.modules():
-                    if isinstance(m, _BatchNorm):
-                        m.eval()
-        return self
-
-    def get_layer_depth(self, param_name: str,
-                        prefix: str = '') -> Tuple[int, int]:
-        """Layer id of a parameter for layer-wise lr decay.
-
-        Args:
-            param_name (str): Parameter name, e.g.
-                ``'backbone.blocks.3.attn.qkv.weight'``.
-            prefix (str): Prefix of the backbone's parameters in the whole
-                model, e.g. ``'backbone.'``. Defaults to ``''``.
-
-        Returns:
-            tuple[int, int]: ``(layer_id, num_layers)`` with
-            ``num_layers = depth + 2``: embeddings 0, block i -> i + 1,
-            everything else (final norm, parameters outside the backbone)
-            ``num_layers - 1``.
-        """
-        num_layers = self.depth + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
+    def layer_id(self, name: str) -> Optional[int]:
+        """Embeddings 0, block i -> i + 1, the final norm on top."""
         if name.startswith(('cls_token', 'pos_embed', 'patch_embed')):
-            return 0, num_layers
+            return 0
         if name.startswith('blocks.'):
-            return int(name.split('.')[1]) + 1, num_layers
-        return num_layers - 1, num_layers
+            return int(name.split('.')[1]) + 1
+        return None
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        # The maps of a scaled trunk are resampled to the nominal grid, so
+        # the stride is the patch size at every input_scale.
+        return self._named_outputs(
+            [(self.embed_dims, self.patch_size)] * len(self.out_indices))
+
+    def unused_parameter_names(self) -> Tuple[str, ...]:
+        """The position tables other than the one ``input_scale`` selects,
+        the blocks after the last output, and the final norm without
+        ``final_norm``. (With ``train_input_scales`` the table changes from
+        one training step to the next.)"""
+        used = POS_EMBED_SIZES.index(
+            self.pos_embed_size_for_scale(self.input_scale))
+        last = max(self.out_indices)
+        names = []
+        for name, _ in self.named_parameters():
+            module, index = (name.split('.') + [''])[:2]
+            if (module == 'pos_embed_list' and int(index) != used) or (
+                    module == 'blocks' and int(index) > last) or (
+                        module == 'norm' and not self.final_norm):
+                names.append(name)
+        return tuple(names)
 
     # ------------------------------------------------------------------
     # trunk
@@ -644,12 +564,6 @@ class SuperViT(BaseModule):
         tokens = tokens + self._pos_embed(pos_embed_size, stem.shape[-2:])
         return stem, tokens
 
-    def _run_block(self, block: SuperViTBlock, x: torch.Tensor,
-                   keep_rate: float):
-        if self.with_cp and self.training and x.requires_grad:
-            return cp.checkpoint(block, x, keep_rate, use_reentrant=False)
-        return block(x, keep_rate)
-
     def _trunk(self,
                x: torch.Tensor,
                pos_embed_size: int,
@@ -664,13 +578,14 @@ class SuperViT(BaseModule):
             keep_rate (float): Token keeping rate for blocks 3, 6, 9.
             dense_indices (Sequence[int]): Blocks whose full dense token
                 sequence (pruned tokens restored) is wanted.
-            record (bool): Also record every block's raw output and the kept
-                indices. Defaults to False.
+            record (bool): Run every block and record its raw output and
+                the kept indices. Defaults to False (stop after the last
+                block of ``dense_indices``).
 
         Returns:
             dict: ``stem``, ``tokens_in``, ``dense`` ({block: (B, 1 + h*w,
-            C)}), ``last`` (final token sequence) and, with ``record``,
-            ``blocks``, ``keep_index``, ``orig_index``.
+            C)}), ``last`` (token sequence of the last block run) and, with
+            ``record``, ``blocks``, ``keep_index``, ``orig_index``.
         """
         stem, x = self._embed(x, pos_embed_size)
         out = dict(stem=stem, tokens_in=x, dense={})
@@ -680,7 +595,8 @@ class SuperViT(BaseModule):
         # orig: original position of each current token (0 = cls, 1 + p =
         # patch p); canvas: the last known value of every original token.
         orig = canvas = None
-        for i, block in enumerate(self.blocks):
+        num_run = len(self.blocks) if record else max(dense_indices) + 1
+        for i, block in enumerate(self.blocks[:num_run]):
             rate = keep_rate if i in PRUNE_BLOCKS else 1.0
             x, keep_index, x_at_prune = self._run_block(block, x, rate)
             if keep_index is not None:

@@ -443,13 +443,8 @@ def test_other_misuse():
     model = SuperViT(arch=SMALL['deit'])
     with pytest.raises(ValueError, match='smaller than one 16x16 patch'):
         model(torch.randn(1, 3, 15, 64))
-    with pytest.raises(KeyError, match=r"valid names are \['deit-s', "
-                       r"'lvvit-s'\]"):
-        SuperViT(arch='deit-b')
-    with pytest.raises(KeyError, match=r"unknown SuperViT arch keys \['dim'"):
-        SuperViT(arch=dict(dim=32, depth=2, num_heads=2))
-    with pytest.raises(KeyError, match='missing'):
-        SuperViT(arch=dict(embed_dims=32))
+    with pytest.raises(ValueError, match="stem must be 'patch' or 'conv'"):
+        SuperViT(arch=dict(base='deit-s', stem='conv7'))
     with pytest.raises(TypeError, match='keep_ratio'):
         SuperViT(arch=SMALL['deit'], keep_ratio=0.7)
     with pytest.raises(ValueError, match='pos_embed_size must be one of'):
@@ -483,31 +478,24 @@ def test_frozen_stages_and_norm_eval():
     assert not model.patch_embed.training and model.blocks[0].training
 
 
-def test_with_cp_and_drop_path(monkeypatch):
-    from mmsupervit.models.backbones import supervit
-    calls = []
-    real_checkpoint = supervit.cp.checkpoint
-
-    def counting_checkpoint(*args, **kwargs):
-        calls.append(1)
-        return real_checkpoint(*args, **kwargs)
-
-    monkeypatch.setattr(supervit.cp, 'checkpoint', counting_checkpoint)
-    x = torch.randn(1, 3, 48, 48)
-    reference = SuperViT(arch=SMALL['deit']).state_dict()
-    grads = []
-    for with_cp in (False, True):
-        model = SuperViT(arch=SMALL['deit'], keep_rate=0.5, with_cp=with_cp)
-        model.load_state_dict(reference)
-        model.train()
-        sum(o.sum() for o in model(x)).backward()
-        grads.append(model.blocks[4].mlp.fc2.weight.grad.clone())
-    assert len(calls) == 12  # one per block, only with with_cp
-    torch.testing.assert_close(grads[0], grads[1])
+def test_drop_path_rule():
     model = SuperViT(arch=SMALL['deit'], drop_path_rate=0.2)
     assert isinstance(model.blocks[0].drop_path, torch.nn.Identity)
     assert model.blocks[-1].drop_path.drop_prob == pytest.approx(0.2)
     assert model.blocks[6].drop_path.drop_prob == pytest.approx(0.2 * 6 / 11)
+
+
+def test_unused_parameters_follow_the_settings():
+    model = SuperViT(arch=SMALL['deit'], out_indices=(3, 7),
+                     final_norm=False)
+    unused = set(model.unused_parameter_names())
+    tables = {f'pos_embed_list.{i}' for i in range(3)}  # 224 is used
+    blocks = {n for n, _ in model.named_parameters()
+              if n.startswith(tuple(f'blocks.{i}.' for i in range(8, 12)))}
+    assert unused == tables | blocks | {'norm.weight', 'norm.bias'}
+    model.input_scale = 160 / 224
+    assert 'pos_embed_list.1' not in model.unused_parameter_names()
+    assert 'pos_embed_list.3' in model.unused_parameter_names()
 
 
 def test_layer_depth_and_no_weight_decay():
