@@ -20,14 +20,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
-from mmengine.model import BaseModule
 from timm.layers import DropPath, trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmsupervit.registry import MODELS
-from ..utils.checkpoint import StateDict, load_pretrained
+from ..utils.checkpoint import StateDict
+from .base import DenseBackbone, InitCfg, ShapeSpec, StageMember
 
 #: Stage widths are hard-coded in the official model (before expansion).
 _STAGE_WIDTHS = (64, 128, 256, 512)
@@ -356,8 +355,22 @@ class AttentionBlock(_PreActBlock):
         return self.attn(self.norm2(self.conv(x)))
 
 
+#: Named archs: block type, blocks per stage, MSA blocks per stage (the last
+#: ``2 * num_msa`` blocks alternate conv, MSA), heads per stage.
+_ARCHS = {
+    18: dict(block='basic', num_blocks=(2, 2, 2, 2), num_msa=(0, 1, 1, 1)),
+    34: dict(block='basic', num_blocks=(3, 4, 6, 4), num_msa=(0, 1, 3, 2)),
+    50: dict(block='bottleneck', num_blocks=(3, 4, 6, 4),
+             num_msa=(0, 1, 3, 2)),
+    101: dict(block='bottleneck', num_blocks=(3, 4, 23, 4),
+              num_msa=(0, 1, 3, 2)),
+    152: dict(block='bottleneck', num_blocks=(3, 8, 36, 4),
+              num_msa=(0, 1, 3, 2)),
+}
+
+
 @MODELS.register_module()
-class AlterNet(BaseModule):
+class AlterNet(DenseBackbone):
     """AlterNet backbone for dense prediction (mmseg and mmdet).
 
     A pre-activation ResNet (ImageNet stem: conv 7x7/2 + max-pool 3x3/2, no
@@ -382,9 +395,11 @@ class AlterNet(BaseModule):
         arch (int | str | dict): 18, 34, 50, 101 or 152 (int, ``'50'`` or
             ``'alternet-50'``), or a dict with keys ``block`` (``'basic'`` or
             ``'bottleneck'``), ``num_blocks`` and ``num_msa`` (4 ints each,
-            ``2 * num_msa[i] <= num_blocks[i]``), ``heads`` (4 ints) and
-            optionally ``head_dim`` (defaults to 64). Defaults to 50.
-        out_indices (Sequence[int]): Stages to return, from 0..3.
+            ``2 * num_msa[i] <= num_blocks[i]``) and optionally ``heads``
+            (4 ints, defaults to ``(3, 6, 12, 24)``) and ``head_dim``
+            (defaults to 64). Defaults to 50.
+        out_indices (Sequence[int]): Stages to return, from 0..3 (negative
+            values count from the end); returned in stage order.
             Defaults to ``(0, 1, 2, 3)``.
         frozen_stages (int): -1 freezes nothing, 0 the stem, ``i`` the stem
             and stages ``1..i`` (parameters without grad, norms in eval
@@ -397,28 +412,20 @@ class AlterNet(BaseModule):
         window_size (int): Attention window side. Defaults to 7.
         norm_cfg (dict): Norm of the blocks and of the outputs (e.g. BN,
             SyncBN, GN). Defaults to ``dict(type='BN', requires_grad=True)``.
-        init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
-            checkpoint=..., prefix=...)`` loads a checkpoint (official layout
-            or ours); other mmengine init configs are applied as usual; None
-            uses the from-scratch init. Defaults to None.
+        init_cfg (dict | list[dict], optional): A ``Pretrained`` entry
+            (``checkpoint``, optional ``prefix``) loads a checkpoint
+            (official layout or ours); other mmengine init configs are
+            applied after the from-scratch init. Defaults to None.
     """
 
-    arch_settings: Dict[int, dict] = {
-        18: dict(block='basic', num_blocks=(2, 2, 2, 2),
-                 num_msa=(0, 1, 1, 1), heads=(3, 6, 12, 24)),
-        34: dict(block='basic', num_blocks=(3, 4, 6, 4),
-                 num_msa=(0, 1, 3, 2), heads=(3, 6, 12, 24)),
-        50: dict(block='bottleneck', num_blocks=(3, 4, 6, 4),
-                 num_msa=(0, 1, 3, 2), heads=(3, 6, 12, 24)),
-        101: dict(block='bottleneck', num_blocks=(3, 4, 23, 4),
-                  num_msa=(0, 1, 3, 2), heads=(3, 6, 12, 24)),
-        152: dict(block='bottleneck', num_blocks=(3, 8, 36, 4),
-                  num_msa=(0, 1, 3, 2), heads=(3, 6, 12, 24)),
+    arch_zoo = {
+        **{str(depth): dict(settings, heads=(3, 6, 12, 24), head_dim=64)
+           for depth, settings in _ARCHS.items()},
+        **{f'alternet-{depth}': str(depth) for depth in _ARCHS},
     }
+    arch_required_keys = ('block', 'num_blocks', 'num_msa')
+    arch_defaults = dict(heads=(3, 6, 12, 24), head_dim=64)
     _BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}
-    _ARCH_KEYS = ('block', 'num_blocks', 'num_msa', 'heads', 'head_dim')
-
-    #: Parameter-name substrings that get no weight decay.
     no_weight_decay_keywords = ('pos_embedding', )
 
     def __init__(self,
@@ -430,29 +437,16 @@ class AlterNet(BaseModule):
                  drop_path_rate: float = 0.,
                  window_size: int = 7,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        arch = self._parse_arch(arch)
+                 init_cfg: InitCfg = None) -> None:
+        super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
+        arch = self.arch_settings
         block_cls = self._BLOCKS[arch['block']]
         expansion = block_cls.expansion
-        out_indices = tuple(out_indices)
-        if not out_indices or any(
-                not isinstance(i, int) or not 0 <= i < 4
-                for i in out_indices) or len(set(out_indices)) != len(
-                    out_indices):
-            raise ValueError('out_indices must be distinct stage indices in '
-                             f'0..3, got {out_indices}')
-        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= 4:
-            raise ValueError(
-                f'frozen_stages must be in -1..4, got {frozen_stages}')
         if not 0 <= drop_path_rate < 1:
             raise ValueError(
                 f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
-        self.arch = arch
-        self.out_indices = tuple(sorted(out_indices))
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self.out_indices = tuple(sorted(self._check_out_indices(
+            out_indices, 4)))
         self.num_blocks = tuple(arch['num_blocks'])
 
         self.stem = nn.Sequential(
@@ -464,7 +458,8 @@ class AlterNet(BaseModule):
             drop_path_rate * k / max(total - 1, 1) for k in range(total)
         ]
         in_channels, k = _STEM_WIDTH, 0
-        stage_channels = []
+        self.stage_channels: Tuple[int, ...] = tuple(
+            w * expansion for w in _STAGE_WIDTHS)
         for s, (n, m) in enumerate(zip(self.num_blocks, arch['num_msa'])):
             width = _STAGE_WIDTHS[s]
             is_msa = [False] * (n - 2 * m) + [False, True] * m
@@ -483,73 +478,33 @@ class AlterNet(BaseModule):
                 in_channels = width * expansion
                 k += 1
             self.add_module(f'layer{s + 1}', nn.Sequential(*blocks))
-            stage_channels.append(in_channels)
         for i in self.out_indices:
-            self.add_module(f'norm{i}', _norm(norm_cfg, stage_channels[i]))
+            self.add_module(f'norm{i}',
+                            _norm(norm_cfg, self.stage_channels[i]))
         self.out_act = nn.ReLU(inplace=True)
-        self.out_channels: Tuple[int, ...] = tuple(
-            stage_channels[i] for i in self.out_indices)
-        self.out_strides: Tuple[int, ...] = tuple(
-            (4, 8, 16, 32)[i] for i in self.out_indices)
-        self._freeze_stages()
+        self._post_init()
 
     @classmethod
-    def _parse_arch(cls, arch: Union[int, str, dict]) -> dict:
-        valid = ', '.join(str(a) for a in cls.arch_settings)
-        if isinstance(arch, dict):
-            unknown = sorted(set(arch) - set(cls._ARCH_KEYS))
-            missing = sorted(
-                set(cls._ARCH_KEYS) - {'head_dim'} - set(arch))
-            if unknown or missing:
-                raise ValueError(
-                    f'arch dict: unknown keys {unknown}, missing keys '
-                    f'{missing}; valid keys are {cls._ARCH_KEYS}')
-            arch = dict(arch)
-            arch.setdefault('head_dim', 64)
-            if arch['block'] not in cls._BLOCKS:
-                raise ValueError(
-                    f"arch['block'] must be one of {tuple(cls._BLOCKS)}, "
-                    f"got {arch['block']!r}")
-            for key in ('num_blocks', 'num_msa', 'heads'):
-                if len(arch[key]) != 4:
-                    raise ValueError(f"arch['{key}'] needs 4 entries, got "
-                                     f'{arch[key]}')
-            for n, m in zip(arch['num_blocks'], arch['num_msa']):
-                if n < 1 or m < 0 or 2 * m > n:
-                    raise ValueError(
-                        'each stage needs num_blocks >= 1 and 0 <= 2 * '
-                        f"num_msa <= num_blocks, got {arch['num_blocks']} / "
-                        f"{arch['num_msa']}")
-            return arch
-        key = arch
-        if isinstance(arch, str):
-            name = arch.lower()
-            for prefix in ('alternet-', 'alternet_', 'alternet'):
-                if name.startswith(prefix):
-                    name = name[len(prefix):]
-                    break
-            key = int(name) if name.isdigit() else arch
-        if isinstance(key, bool) or key not in cls.arch_settings:
+    def _check_arch(cls, arch: dict) -> None:
+        if arch['block'] not in cls._BLOCKS:
             raise ValueError(
-                f'unknown AlterNet arch {arch!r}; valid archs are {valid} '
-                '(int, str) or a dict')
-        return dict(cls.arch_settings[key], head_dim=64)
+                f"arch['block'] must be one of {tuple(cls._BLOCKS)}, "
+                f"got {arch['block']!r}")
+        for key in ('num_blocks', 'num_msa', 'heads'):
+            if len(arch[key]) != 4:
+                raise ValueError(f"arch['{key}'] needs 4 entries, got "
+                                 f'{arch[key]}')
+        for n, m in zip(arch['num_blocks'], arch['num_msa']):
+            if n < 1 or m < 0 or 2 * m > n:
+                raise ValueError(
+                    'each stage needs num_blocks >= 1 and 0 <= 2 * '
+                    f"num_msa <= num_blocks, got {arch['num_blocks']} / "
+                    f"{arch['num_msa']}")
 
-    # ------------------------------------------------------------------ init
-    def init_weights(self) -> None:
-        """Load a checkpoint (``Pretrained``) or initialise from scratch."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_pretrained(
-                self,
-                cfg['checkpoint'],
-                convert=convert_alternet,
-                prefix=cfg.get('prefix'))
-            self._is_init = True
-            return
-        if cfg is not None:
-            super().init_weights()
-            return
+    # ------------------------------------------------------ DenseBackbone
+    def init_default_weights(self) -> None:
+        """From-scratch init: kaiming-normal (fan-out) convs with zero bias,
+        unit/zero norms, truncated-normal relative position tables."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(
@@ -562,47 +517,53 @@ class AlterNet(BaseModule):
                     nn.init.zeros_(m.bias)
             elif isinstance(m, WindowAttention):
                 trunc_normal_(m.pos_embedding, std=.02)
-        self._is_init = True
 
-    # ----------------------------------------------------------------- train
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        frozen = [self.stem] + [
-            getattr(self, f'layer{i}')
-            for i in range(1, self.frozen_stages + 1)
-        ]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+    def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
+        return convert_alternet(state_dict)
 
-    def train(self, mode: bool = True) -> 'AlterNet':
-        """Set train mode, keeping frozen stages (and BN with
-        ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+    @property
+    def num_stages(self) -> int:
+        return 4
+
+    def stage_members(self, stage: int) -> List[StageMember]:
+        """Stage 0: the stem; stage i: ``layer{i}`` (output norms are never
+        frozen)."""
+        return [self.stem if stage == 0 else getattr(self, f'layer{stage}')]
+
+    @property
+    def num_layers(self) -> int:
+        return sum(self.num_blocks) + 2
+
+    def layer_id(self, name: str) -> Optional[int]:
+        """The stem is layer 0, the k-th block over the whole network
+        (0-based) layer ``k + 1``, the output norms the top."""
+        if name.startswith('stem.'):
+            return 0
+        parts = name.split('.')
+        if len(parts) > 2 and parts[0] in ('layer1', 'layer2', 'layer3',
+                                           'layer4') and parts[1].isdigit():
+            stage = int(parts[0][-1]) - 1
+            return sum(self.num_blocks[:stage]) + int(parts[1]) + 1
+        return None
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return self._named_outputs([(self.stage_channels[i], 4 * 2**i)
+                                    for i in self.out_indices])
+
+    def unused_parameter_names(self) -> Tuple[str, ...]:
+        """The stages after the last output (``forward`` stops there)."""
+        late = tuple(f'layer{s + 1}.'
+                     for s in range(self.out_indices[-1] + 1, 4))
+        return tuple(n for n, _ in self.named_parameters()
+                     if n.startswith(late)) if late else ()
 
     # --------------------------------------------------------------- forward
-    def _run_stage(self, stage: nn.Sequential,
-                   x: torch.Tensor) -> torch.Tensor:
-        for block in stage:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
-        return x
-
     def _stages(self, x: torch.Tensor, num_stages: int) -> List[torch.Tensor]:
         x = self.stem(x)
         outs = []
         for s in range(num_stages):
-            x = self._run_stage(getattr(self, f'layer{s + 1}'), x)
+            for block in getattr(self, f'layer{s + 1}'):
+                x = self._run_block(block, x)
             outs.append(x)
         return outs
 
@@ -637,36 +598,3 @@ class AlterNet(BaseModule):
         return tuple(
             self.out_act(getattr(self, f'norm{i}')(stages[i])).contiguous()
             for i in self.out_indices)
-
-    # ------------------------------------------------------------- lr decay
-    def get_layer_depth(self, param_name: str,
-                        prefix: str = '') -> Tuple[int, int]:
-        """Layer id of a parameter for layer-wise lr decay.
-
-        Blocks are numbered over the whole network; the stem is layer 0, the
-        ``k``-th block (0-based) is layer ``k + 1`` and the output norms (and
-        any name outside ``prefix``) are the top layer.
-
-        Args:
-            param_name (str): Parameter name, e.g.
-                ``'backbone.layer2.1.conv1.weight'``.
-            prefix (str): Prefix of the backbone's parameters.
-                Defaults to ``''``.
-
-        Returns:
-            tuple[int, int]: ``(layer_id, num_layers)`` with
-            ``num_layers = total_blocks + 2``.
-        """
-        num_layers = sum(self.num_blocks) + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name.startswith('stem.'):
-            return 0, num_layers
-        parts = name.split('.')
-        if len(parts) > 2 and parts[0] in ('layer1', 'layer2', 'layer3',
-                                           'layer4') and parts[1].isdigit():
-            stage = int(parts[0][-1]) - 1
-            block = int(parts[1])
-            return sum(self.num_blocks[:stage]) + block + 1, num_layers
-        return num_layers - 1, num_layers

@@ -191,17 +191,6 @@ def test_any_input_size(hw):
     assert all(o.is_contiguous() for o in outs)
 
 
-@pytest.mark.parametrize('arch', [18, 34, 50, 101, 152, TINY50])
-def test_output_contract_every_arch_meta(arch):
-    with torch.device('meta'):
-        model = AlterNet(arch=arch).eval()
-        outs = model(torch.empty(2, 3, 320, 512))
-    assert len(outs) == 4 == len(model.out_channels) == len(model.out_strides)
-    assert model.out_strides == (4, 8, 16, 32)
-    assert [tuple(o.shape) for o in outs] == _expected_shapes(
-        model, 2, 320, 512)
-
-
 @pytest.mark.parametrize('hw', [(512, 512), (800, 1333)])
 def test_detection_and_segmentation_sizes_meta(hw):
     with torch.device('meta'):
@@ -241,42 +230,11 @@ def test_msa_positions_follow_official_rule():
 
 
 # ----------------------------------------------------------- training knobs
-def test_frozen_stages_and_norm_eval():
-    model = AlterNet(arch=TINY, frozen_stages=2)
-    model.train()
-    frozen = ('stem.', 'layer1.', 'layer2.')
-    for name, p in model.named_parameters():
-        assert p.requires_grad == (not name.startswith(frozen)), name
-    for name, m in model.named_modules():
-        if isinstance(m, _BatchNorm):
-            assert m.training == (not name.startswith(frozen)), name
-    outs = model(torch.randn(2, 3, 32, 32))
-    sum(o.sum() for o in outs).backward()
-    assert model.layer2[1].attn.pos_embedding.grad is None
-    assert model.layer3[1].attn.pos_embedding.grad is not None
-
-    model = AlterNet(arch=TINY, norm_eval=True).train()
-    assert not any(m.training for m in model.modules()
-                   if isinstance(m, _BatchNorm))
-    assert all(p.requires_grad for p in model.parameters())
-
-
-def test_with_cp_and_drop_path():
+def test_drop_path_rule():
     model = AlterNet(arch=TINY, drop_path_rate=0.2)
     rates = [getattr(b.drop_path, 'drop_prob', 0.) for s in range(1, 5)
              for b in getattr(model, f'layer{s}')]
     assert rates == pytest.approx([0.2 * k / 6 for k in range(7)])
-    ref = AlterNet(arch=TINY).train()
-    cp = AlterNet(arch=TINY, with_cp=True).train()
-    cp.load_state_dict(ref.state_dict())
-    x = torch.randn(2, 3, 32, 32)
-    outs = [m(x.clone().requires_grad_()) for m in (ref, cp)]
-    for a, b in zip(*outs):
-        torch.testing.assert_close(a, b)
-    for m, o in zip((ref, cp), outs):
-        sum(t.sum() for t in o).backward()
-    torch.testing.assert_close(ref.layer4[1].attn.to_q.weight.grad,
-                               cp.layer4[1].attn.to_q.weight.grad)
 
 
 def test_norm_cfg_and_scratch_init():
@@ -314,13 +272,10 @@ def test_get_layer_depth():
 
 
 def test_misuse():
-    with pytest.raises(ValueError, match='valid archs are 18, 34, 50, 101, '
-                       '152'):
-        AlterNet(arch=26)
-    with pytest.raises(ValueError, match='valid archs'):
+    with pytest.raises(ValueError, match='aliases: alternet-101'):
         AlterNet(arch='resnet50')
-    with pytest.raises(ValueError, match='unknown keys'):
-        AlterNet(arch=dict(TINY, depth=3))
+    with pytest.raises(ValueError, match="block'] must be one of"):
+        AlterNet(arch=dict(TINY, block='basic2'))
     with pytest.raises(ValueError, match='num_msa'):
         AlterNet(arch=dict(TINY, num_msa=(0, 2, 1, 1)))
     with pytest.raises(ValueError, match='out_indices'):
