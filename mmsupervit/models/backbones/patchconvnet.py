@@ -14,24 +14,18 @@ official code only accepts square inputs because it turns its token sequence
 back into a square map inside every block).
 """
 import re
-from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
-from mmengine.model import BaseModule
 from timm.layers import DropPath, LayerNorm2d, Mlp, trunc_normal_
-from timm.models._efficientnet_blocks import SqueezeExcite
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmsupervit.models.utils.checkpoint import CheckpointError, load_pretrained
+from mmsupervit.models.utils.checkpoint import StateDict
 from mmsupervit.models.utils.init import init_linear_and_norm
 from mmsupervit.registry import MODELS
-
-StateDict = Dict[str, torch.Tensor]
+from .base import DenseBackbone, InitCfg, ShapeSpec, StageMember
 
 # LayerNorm epsilon of every official variant (``partial(nn.LayerNorm,
 # eps=1e-6)`` in the official constructors).
@@ -94,12 +88,39 @@ class ConvStem(nn.Module):
         return self.proj(x)
 
 
+class SqueezeExcite(nn.Module):
+    """The official block's squeeze-excitation (timm 0.3.2's, which the
+    official code pins): ``x * sigmoid(conv_expand(relu(conv_reduce(
+    mean_hw(x)))))``, reduced to ``make_divisible(C / 4, 1)`` channels.
+
+    timm's public ``timm.layers.SqueezeExcite`` differs (parameters
+    ``fc1``/``fc2``, reduced width rounded to a multiple of 8), so the
+    official parameter names and width are kept here.
+
+    Args:
+        channels (int): Input and output channels.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        # timm 0.3.2 make_divisible(v, 1): round half up, at least 1, and
+        # never below 90% of v.
+        reduced = max(1, int(channels / 4 + 0.5))
+        reduced += int(reduced < 0.9 * channels / 4)
+        self.conv_reduce = nn.Conv2d(channels, reduced, 1)
+        self.conv_expand = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.conv_reduce(x.mean((2, 3), keepdim=True))
+        return x * self.conv_expand(F.relu(scale, inplace=True)).sigmoid()
+
+
 class ConvBlock(nn.Module):
     """One column block: ``x + gamma * branch(LN(x))`` on an NCHW map.
 
     The branch is ``conv1x1 -> GELU -> dwconv3x3 -> GELU -> SE -> conv1x1``,
-    every convolution with bias; the squeeze-excitation reduces to
-    ``round(C / 4)`` channels with a ReLU and a sigmoid gate.
+    every convolution with bias; the squeeze-excitation
+    (:class:`SqueezeExcite`) reduces to ``C / 4`` channels.
 
     Args:
         embed_dims (int): Channels.
@@ -121,7 +142,7 @@ class ConvBlock(nn.Module):
             embed_dims, embed_dims, kernel_size=3, padding=1,
             groups=embed_dims)
         self.act2 = nn.GELU()
-        self.se = SqueezeExcite(embed_dims, rd_ratio=0.25)
+        self.se = SqueezeExcite(embed_dims)
         self.conv2 = nn.Conv2d(embed_dims, embed_dims, kernel_size=1)
         self.gamma = nn.Parameter(
             torch.full((embed_dims, ), float(layer_scale_init_value)))
@@ -280,19 +301,8 @@ def convert_patchconvnet(state_dict: StateDict,
     return out
 
 
-# name: (embed_dims, depth, layer_scale_init_value)
-_ARCH_SETTINGS = {
-    's60': (384, 60, 1e-4),
-    's120': (384, 120, 1e-6),
-    'b60': (768, 60, 1e-6),
-    'b120': (768, 120, 1e-6),
-    'l60': (1024, 60, 1e-6),
-    'l120': (1024, 120, 1e-6),
-}
-
-
 @MODELS.register_module()
-class PatchConvNet(BaseModule):
+class PatchConvNet(DenseBackbone):
     """PatchConvNet backbone returning same-stride (16) maps from its column.
 
     Inputs of any size at least 16x16 are padded with zeros at the right and
@@ -340,9 +350,8 @@ class PatchConvNet(BaseModule):
             Defaults to -1.
         norm_eval (bool): Keep batch-norm layers (only possible in the output
             norms) in eval mode during training. Defaults to False.
-        with_cp (bool): Gradient checkpointing per column block during
-            training (saves activation memory, costs one more forward).
-            Defaults to False.
+        with_cp (bool): Gradient checkpointing per column block (saves
+            activation memory, costs one more forward). Defaults to False.
         with_attn_pool (bool): Build the official class-attention pooling
             block (needed by :meth:`pooled_features` and
             :meth:`attention_map`, not by :meth:`forward`). Defaults to False.
@@ -352,8 +361,19 @@ class PatchConvNet(BaseModule):
             Defaults to None.
     """
 
-    arch_zoo = _ARCH_SETTINGS
-    #: Substrings of parameter names that get no weight decay.
+    arch_zoo = {
+        's60': dict(embed_dims=384, depth=60, layer_scale_init_value=1e-4),
+        's120': dict(embed_dims=384, depth=120, layer_scale_init_value=1e-6),
+        'b60': dict(embed_dims=768, depth=60, layer_scale_init_value=1e-6),
+        'b120': dict(embed_dims=768, depth=120, layer_scale_init_value=1e-6),
+        'l60': dict(embed_dims=1024, depth=60, layer_scale_init_value=1e-6),
+        'l120': dict(embed_dims=1024, depth=120,
+                     layer_scale_init_value=1e-6),
+    }
+    arch_required_keys = ('embed_dims', 'depth')
+    arch_defaults = dict(layer_scale_init_value=1e-6)
+    patch_size = 16
+    min_input_size = patch_size
     no_weight_decay_keywords = ('gamma', 'cls_token')
 
     def __init__(self,
@@ -367,49 +387,19 @@ class PatchConvNet(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  with_attn_pool: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        embed_dims, depth, ls_init = self._parse_arch(arch)
-        self.embed_dims = embed_dims
-        self.depth = depth
-        self.patch_size = 16
-
-        if out_indices is None:
-            out_indices = sorted(
-                {max(depth * k // 4 - 1, 0)
-                 for k in range(1, 5)})
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        out_indices = list(out_indices)
-        if not out_indices:
-            raise ValueError('out_indices must not be empty')
-        normalised = []
-        for idx in out_indices:
-            if not isinstance(idx, int) or not -depth <= idx < depth:
-                raise ValueError(
-                    f'out_indices must be ints in [-{depth}, {depth - 1}] '
-                    f'for a column of depth {depth}, got {out_indices}')
-            normalised.append(idx % depth)
-        if len(set(normalised)) != len(normalised):
-            raise ValueError(f'out_indices {out_indices} has duplicates')
-        self.out_indices = tuple(normalised)
-        if not -1 <= frozen_stages <= depth:
-            raise ValueError(
-                f'frozen_stages must be in [-1, {depth}], got {frozen_stages}')
+                 init_cfg: InitCfg = None) -> None:
+        super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
+        embed_dims = self.embed_dims = self.arch_settings['embed_dims']
+        depth = self.depth = self.arch_settings['depth']
+        ls_init = self.arch_settings['layer_scale_init_value']
+        self.out_indices = self._check_out_indices(
+            self._evenly_spaced(depth) if out_indices is None else
+            out_indices, depth)
         if drop_path_rate < 0 or drop_path_rate >= 1:
             raise ValueError(
                 f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
         self.with_attn_pool = with_attn_pool
         self.drop_path_rate = drop_path_rate
-
-        #: Channels and stride of each output (the project's feature contract).
-        self.out_channels: Tuple[int, ...] = (embed_dims, ) * len(
-            self.out_indices)
-        self.out_strides: Tuple[int, ...] = (self.patch_size, ) * len(
-            self.out_indices)
 
         self.patch_embed = ConvStem(in_channels, embed_dims)
         self.blocks = nn.ModuleList([
@@ -424,106 +414,67 @@ class PatchConvNet(BaseModule):
             ])
         self.attn_pool = AttentionPool(embed_dims, ls_init) \
             if with_attn_pool else None
+        self._post_init()
 
-        self._init_official()
-        self._freeze_stages()
-
-    @staticmethod
-    def _parse_arch(arch: Union[str, dict]) -> Tuple[int, int, float]:
-        if isinstance(arch, str):
-            key = arch.lower()
-            if key not in _ARCH_SETTINGS:
-                valid = ', '.join(k.upper() for k in _ARCH_SETTINGS)
-                raise ValueError(f'unknown PatchConvNet arch {arch!r}; valid '
-                                 f'names are {valid} (or a dict)')
-            return _ARCH_SETTINGS[key]
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
-        allowed = {'embed_dims', 'depth', 'layer_scale_init_value'}
-        unknown = sorted(set(arch) - allowed)
-        missing = sorted({'embed_dims', 'depth'} - set(arch))
-        if unknown or missing:
-            raise ValueError(
-                f'arch dict needs embed_dims and depth (optional '
-                f'layer_scale_init_value); missing {missing}, unknown '
-                f'{unknown}')
-        embed_dims, depth = int(arch['embed_dims']), int(arch['depth'])
-        if embed_dims <= 0 or embed_dims % 8:
+    @classmethod
+    def _check_arch(cls, arch: dict) -> None:
+        if arch['embed_dims'] <= 0 or arch['embed_dims'] % 8:
             raise ValueError('embed_dims must be a positive multiple of 8 '
-                             f'(stem widths C/8..C), got {embed_dims}')
-        if depth <= 0:
-            raise ValueError(f'depth must be positive, got {depth}')
-        return embed_dims, depth, float(
-            arch.get('layer_scale_init_value', 1e-6))
+                             f"(stem widths C/8..C), got {arch['embed_dims']}")
+        if arch['depth'] <= 0:
+            raise ValueError(f"depth must be positive, got {arch['depth']}")
 
-    def _init_official(self) -> None:
-        """The official initialisation (used when no checkpoint is loaded).
-
-        Linear layers and the class token: truncated normal with std 0.02,
-        zero bias; layer norms: 1/0; convolutions keep PyTorch's default.
-        """
+    # ------------------------------------------------------------------
+    # DenseBackbone hooks
+    # ------------------------------------------------------------------
+    def init_default_weights(self) -> None:
+        """The official initialisation: linear layers and the class token
+        truncated normal (std 0.02), zero bias; layer norms 1/0;
+        convolutions keep PyTorch's default."""
         init_linear_and_norm(self)
         if self.attn_pool is not None:
             trunc_normal_(self.attn_pool.cls_token, std=.02)
 
-    def init_weights(self) -> None:
-        """Apply ``init_cfg``; a ``Pretrained`` entry loads official or
-        converted weights through :func:`convert_patchconvnet`.
+    def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
+        return convert_patchconvnet(
+            state_dict, with_attn_pool=self.with_attn_pool)
 
-        Other ``init_cfg`` entries (in a list beside it, or alone) go through
-        mmengine's ``BaseModule`` first; without ``init_cfg`` the official
-        initialisation done at construction stays.
-        """
-        cfgs = self.init_cfg
-        if isinstance(cfgs, dict):
-            cfgs = [cfgs]
-        cfgs = list(cfgs or [])
-        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
-        if len(pretrained) > 1:
-            raise CheckpointError('init_cfg has more than one Pretrained '
-                                  'entry')
-        if not pretrained:
-            super().init_weights()
-        else:
-            others = [c for c in cfgs if c.get('type') != 'Pretrained']
-            if others:
-                saved, self.init_cfg = self.init_cfg, others
-                super().init_weights()
-                self.init_cfg = saved
-            cfg = pretrained[0]
-            if 'checkpoint' not in cfg:
-                raise CheckpointError(
-                    "init_cfg of type 'Pretrained' needs a 'checkpoint'")
-            load_pretrained(
-                self,
-                cfg['checkpoint'],
-                convert=partial(
-                    convert_patchconvnet, with_attn_pool=self.with_attn_pool),
-                prefix=cfg.get('prefix'))
-            self._is_init = True
-        self._freeze_stages()
+    @property
+    def num_stages(self) -> int:
+        return self.arch_settings['depth']
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        frozen = [self.patch_embed] + list(
-            self.blocks[:self.frozen_stages])
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+    def stage_members(self, stage: int) -> List[StageMember]:
+        """Stage 0: the stem; stage i: column block i - 1."""
+        return [self.patch_embed if stage == 0 else self.blocks[stage - 1]]
 
-    def train(self, mode: bool = True) -> 'PatchConvNet':
-        """Set train/eval mode, keeping frozen parts and BN (norm_eval) in
-        eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+    @property
+    def num_layers(self) -> int:
+        return self.depth + 2
 
+    def layer_id(self, name: str) -> Optional[int]:
+        """The stem is layer 0, column block ``i`` layer ``i + 1``; output
+        norms and the pooling block the top."""
+        if name.startswith('patch_embed.'):
+            return 0
+        if name.startswith('blocks.'):
+            return int(name.split('.')[1]) + 1
+        return None
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return self._named_outputs(
+            [(self.embed_dims, self.patch_size)] * len(self.out_indices))
+
+    def unused_parameter_names(self) -> Tuple[str, ...]:
+        """The pooling block (classification only) and the column blocks
+        after the last output."""
+        late = tuple(f'blocks.{i}.'
+                     for i in range(max(self.out_indices) + 1, self.depth))
+        return tuple(n for n, _ in self.named_parameters()
+                     if n.startswith(('attn_pool.', ) + late))
+
+    # ------------------------------------------------------------------
+    # forward
+    # ------------------------------------------------------------------
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError(
@@ -538,12 +489,6 @@ class PatchConvNet(BaseModule):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         return x
-
-    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and self.training and torch.is_grad_enabled() \
-                and x.requires_grad:
-            return cp.checkpoint(block, x, use_reentrant=False)
-        return block(x)
 
     def forward_column(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Stem and column without output norms.
@@ -582,7 +527,7 @@ class PatchConvNet(BaseModule):
         x = self.patch_embed(self._pad(x))
         wanted = set(self.out_indices)
         feats: Dict[int, torch.Tensor] = {}
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(self.blocks[:max(wanted) + 1]):
             x = self._run_block(block, x)
             if i in wanted:
                 feats[i] = x
@@ -635,31 +580,3 @@ class PatchConvNet(BaseModule):
         B, _, h, w = feat.shape
         # Mean over heads (the official model has one head).
         return weights[:, :, 1:].mean(dim=1).reshape(B, h, w)
-
-    def get_layer_depth(self,
-                        param_name: str,
-                        prefix: str = '') -> Tuple[int, int]:
-        """Layer id of a parameter for layer-wise lr decay.
-
-        The stem is layer 0, column block ``i`` is layer ``i + 1``; output
-        norms, the pooling block and everything outside the backbone are the
-        top layer ``depth + 1``.
-
-        Args:
-            param_name (str): Parameter name.
-            prefix (str): Prefix of the backbone's parameters in
-                ``param_name`` (e.g. ``'backbone.'``). Defaults to ``''``.
-
-        Returns:
-            tuple[int, int]: ``(layer_id, num_layers)`` with
-            ``num_layers = depth + 2``.
-        """
-        num_layers = self.depth + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name.startswith('patch_embed.'):
-            return 0, num_layers
-        if name.startswith('blocks.'):
-            return int(name.split('.')[1]) + 1, num_layers
-        return num_layers - 1, num_layers

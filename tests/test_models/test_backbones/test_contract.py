@@ -106,6 +106,7 @@ def _bn_stats(modules):
 def test_every_backbone_has_small_configs():
     assert BACKBONES, 'no DenseBackbone registered'
     names = {cls.__name__ for cls in BACKBONES}
+    assert names >= {'SuperViT', 'AlterNet', 'PatchConvNet'}
     for name in names:
         assert SMALL.get(name) and name in GOLDEN, (
             f'{name}: add small configs and a golden checkpoint to SMALL / '
