@@ -136,9 +136,10 @@ def test_path_is_logged_once_per_op_and_device(monkeypatch):
     dict(iou_threshold=0.3, offset=1),
     dict(iou_threshold=0.7, score_threshold=0.4, max_num=25),
 ])
-def test_nms_matches_mmcv(monkeypatch, n, kwargs):
+def test_nms_matches_mmcv(monkeypatch, spy, n, kwargs):
     boxes, scores, _ = _boxes(n, 1, seed=n)
     out = _on_both_paths(monkeypatch, lambda: nms(boxes, scores, **kwargs))
+    assert spy.libraries() == set(PATHS)
     (dets_m, keep_m), (dets_t, keep_t) = out['mmcv'], out['torchvision']
     assert torch.equal(keep_m, keep_t)
     assert torch.equal(dets_m, dets_t)
@@ -154,7 +155,7 @@ def test_nms_matches_mmcv(monkeypatch, n, kwargs):
     dict(type='nms', iou_threshold=0.5, split_thr=100),
     dict(type='nms', iou_threshold=0.5, split_thr=100, max_num=30),
 ])
-def test_batched_nms_matches_mmcv(monkeypatch, n, nms_cfg):
+def test_batched_nms_matches_mmcv(monkeypatch, spy, n, nms_cfg):
     boxes, scores, labels = _boxes(n, 80, seed=n + 1)
     if n == 0 and not nms_cfg.get('class_agnostic'):
         # mmcv's own Python rejects this before any kernel (``boxes.max()``
@@ -167,6 +168,7 @@ def test_batched_nms_matches_mmcv(monkeypatch, n, nms_cfg):
     out = _on_both_paths(
         monkeypatch,
         lambda: batched_nms(boxes, scores, labels, copy.deepcopy(nms_cfg)))
+    assert spy.libraries() == set(PATHS)
     (dets_m, keep_m), (dets_t, keep_t) = out['mmcv'], out['torchvision']
     assert torch.equal(keep_m, keep_t)
     assert torch.equal(dets_m, dets_t)
@@ -240,7 +242,7 @@ def _roi_align_run(feats, rois, grad_out, use_module, **kw):
 @pytest.mark.parametrize('sampling_ratio', [0, 2])
 @pytest.mark.parametrize('n', [0, 60])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
-def test_roi_align_matches_mmcv(monkeypatch, aligned, sampling_ratio, n,
+def test_roi_align_matches_mmcv(monkeypatch, spy, aligned, sampling_ratio, n,
                                 dtype):
     torch.manual_seed(n)
     feats = torch.randn(2, 5, 20, 24).to(dtype)
@@ -251,6 +253,7 @@ def test_roi_align_matches_mmcv(monkeypatch, aligned, sampling_ratio, n,
         out = _on_both_paths(
             monkeypatch,
             lambda: _roi_align_run(feats, rois, grad_out, use_module, **kw))
+        assert spy.libraries() == set(PATHS)
         (y_m, g_m), (y_t, g_t) = out['mmcv'], out['torchvision']
         assert y_t.shape == (n, 5, 7, 7) and y_t.dtype == dtype
         assert g_t.shape == feats.shape and g_t.dtype == dtype
@@ -364,8 +367,8 @@ def test_auto_falls_back_where_mmcv_lacks_the_kernel(monkeypatch):
     grad_out = torch.randn(30, 3, 7, 7)
 
     def run():
-        dets, keep = batched_nms(boxes, scores, labels,
-                                 dict(iou_threshold=0.5))
+        keep = batched_nms(boxes, scores, labels,
+                           dict(iou_threshold=0.5))[1]
         return keep, _roi_align_run(feats, rois, grad_out, True,
                                     sampling_ratio=0, aligned=True)
 
@@ -418,7 +421,8 @@ def test_routing_survives_mmdet_imported_first():
         "layer = sre.SingleRoIExtractor(dict(type='RoIAlign', output_size=2,",
         "    sampling_ratio=0), out_channels=3, featmap_strides=[1])",
         'real_ra = torchvision.ops.roi_align',
-        'torchvision.ops.roi_align = lambda *a: calls.append(2) or real_ra(*a)',
+        'torchvision.ops.roi_align = lambda *a: calls.append(2) or '
+        'real_ra(*a)',
         'layer((torch.randn(1, 3, 8, 8), ), torch.tensor([[0., 1, 1, 5, 5]]))',
         'assert calls == [1, 2], calls',
         "print('routed')",

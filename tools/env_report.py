@@ -123,10 +123,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
         mode = ops_mode()
-        devices = default_devices() + [torch.device(d) for d in args.device]
-    except (ValueError, RuntimeError) as err:
+    except ValueError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
+    devices = default_devices()
+    for name in args.device:
+        try:
+            devices.append(torch.device(name))
+        except RuntimeError as err:
+            print(f'error: --device {name!r} is not a torch device: {err}',
+                  file=sys.stderr)
+            return 2
     for name, version in package_versions().items():
         print(f'{name}: {version}')
     print(f'mmcv build: {mmcv_flavour()}')

@@ -1,20 +1,21 @@
 """mmcv's detection kernels, with torchvision's where mmcv has none.
 
-**The situation this works around.** mmcv has no wheels for torch 2.14, so
-it is compiled from source (mmcv#3341, #3325); a build on a machine without
-a CUDA toolkit has CPU kernels only (``mmcv.ops.get_compiling_cuda_version()``
-then says ``'not available'``). On a GPU its ops raise, for example,
-``nms_impl: implementation for device cuda not found`` and
-``roi_align_forward_impl: implementation for device cuda not found``.
-torchvision's wheels carry CUDA kernels for the same operations, so each call
-is routed, by its tensor's device, to mmcv's kernel when mmcv has one for that
-device and to torchvision's otherwise.
+**The situation this works around.** OpenMMLab publishes mmcv wheels only
+for torch <= 2.4, so on torch 2.14 mmcv 2.1.0 is compiled from source, and
+a build made without a GPU or without a CUDA toolkit (no ``FORCE_CUDA=1``,
+no ``nvcc``) has CPU kernels only: ``mmcv.ops.get_compiling_cuda_version()``
+says ``'not available'``. Used on a GPU, such a build raises
+``nms_impl: implementation for device cuda not found`` in the RPN and
+``roi_align_forward_impl: implementation for device cuda not found`` in the
+RoI heads. torchvision's wheels carry CUDA kernels for the same operations,
+so each call goes, by its tensor's device, to mmcv's kernel where mmcv has
+one for that device and to torchvision's otherwise.
 
 **Which ops.** Recording every call into ``mmcv._ext`` during one training
 step (loss + backward) and one test step of every config family
 (``configs/demo/*.py``; UperNet and Mask R-CNN configs of SuperViT, AlterNet
-and PatchConvNet in ``configs/*/``) finds exactly these (``tests/
-test_ops_portable.py`` repeats the recording for the demo configs):
+and PatchConvNet in ``configs/*/``) finds exactly these; a test repeats
+the recording on the demo configs and fails when another op appears:
 
 =====================  ====================================================
 extension function     reached from (mmcv 2.1.0 / mmdet 3.3.0)
@@ -42,10 +43,12 @@ only the kernel changes. mmcv's and mmdet's files are not edited.
 **A second upstream problem, fixed on the same layer.** mmcv's kernels read
 their inputs through raw pointers as if they were contiguous, and
 ``RoIAlignFunction`` does not make them so (mmcv#2203, open): a
-channels-last feature map, which timm's ``LayerNorm2d`` and every
-convolution after it produce, gives RoIAlign output sampled from the wrong
-places, without an error. On mmcv's path the router passes contiguous inputs
-(a no-op for contiguous ones). torchvision's kernels handle any layout.
+channels-last feature map gives RoIAlign output sampled from the wrong
+places, without an error. PatchConvNet's maps are channels-last (timm's
+``LayerNorm2d`` returns a permuted view; convolutions keep that layout), and
+so are the FPN levels built on them. On mmcv's path the router passes
+contiguous inputs (a no-op for contiguous ones); torchvision's kernels
+handle any layout.
 
 **Choosing a path.** ``MMSUPERVIT_OPS`` (read at every call):
 
@@ -55,7 +58,10 @@ places, without an error. On mmcv's path the router passes contiguous inputs
 - ``mmcv``: always mmcv's kernel (mmcv's own error where it has none);
 - ``torchvision``: always torchvision's kernel.
 
-The first call of each op on each device logs the path it takes.
+The first call of each op on each device logs the path it takes. On CPU,
+where both exist, the two kernels give identical results
+(``tests/test_ops_portable.py``), except that NMS may break exact score ties
+in another order and keep another, equally valid set of boxes.
 
 torchvision has no max-pooling RoIAlign: ``pool_mode='max'`` on the
 torchvision path raises ``NotImplementedError`` (mmdet's heads use ``avg``).
