@@ -1,34 +1,122 @@
 """Shared test fixtures.
 
-The golden reference data (outputs of the official implementations) lives in
-``../shared/golden`` beside the checkout; set ``MMSUPERVIT_GOLDEN`` to use
-another folder. Tests that need it skip with a clear reason when it is absent.
+The golden reference data (outputs of the official implementations, see
+``tests/data/README.md``) is committed in ``tests/data/golden``. A tiny
+official-layout checkpoint is stored there as a weight recipe
+(``<model>.weights.json``) and written out as ``<model>.ckpt.pth`` on first use
+in a session.
 """
-import os
+import hashlib
+import json
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-GOLDEN_DIR = os.environ.get(
-    'MMSUPERVIT_GOLDEN', osp.join(osp.dirname(REPO_ROOT), 'shared', 'golden'))
+GOLDEN_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'golden')
+RECIPE_FORMAT = 'mmsupervit-golden-weights/1'
 
 
-def golden_path(name: str) -> str:
-    """Path of a golden file; skips the calling test when it is missing."""
-    path = osp.join(GOLDEN_DIR, name)
-    if not osp.exists(path):
-        pytest.skip(f'golden file {name} not found in {GOLDEN_DIR} '
-                    '(expected ../shared/golden beside the checkout, or set '
-                    'MMSUPERVIT_GOLDEN)')
+def state_dict_digest(state_dict: dict) -> str:
+    """SHA-256 of the tensors' little-endian bytes, in key order."""
+    digest = hashlib.sha256()
+    for key, value in state_dict.items():
+        digest.update(key.encode())
+        array = value.numpy()
+        digest.update(array.astype(array.dtype.newbyteorder('<')).tobytes())
+    return digest.hexdigest()
+
+
+def recipe_state_dict(recipe: dict) -> dict:
+    """Draw the state dict a weight recipe describes.
+
+    Every tensor is drawn from one ``numpy.random.RandomState(seed)`` stream,
+    in recipe order, as ``low + (high - low) * random_sample(numel)`` in
+    float64, rounded to float32 (integer tensors are zeros). RandomState's
+    stream is frozen by NumPy's compatibility policy (NEP 19) and this maths
+    is exact IEEE arithmetic, so every platform gets the same bits.
+
+    Args:
+        recipe (dict): The parsed ``<model>.weights.json``.
+
+    Returns:
+        dict: The official state dict (float32 and int64 CPU tensors).
+    """
+    if recipe.get('format') != RECIPE_FORMAT:
+        raise ValueError(f'unknown weight recipe format '
+                         f'{recipe.get("format")!r}, '
+                         f'expected {RECIPE_FORMAT!r}')
+    stream = np.random.RandomState(recipe['seed'])
+    state_dict = {}
+    for key, shape, dtype, low, high in recipe['tensors']:
+        if dtype == 'int64':
+            state_dict[key] = torch.zeros(shape, dtype=torch.int64)
+        elif dtype == 'float32':
+            sample = low + (high - low) * stream.random_sample(
+                int(np.prod(shape, dtype=np.int64)))
+            state_dict[key] = torch.from_numpy(
+                sample.astype(np.float32)).reshape(shape)
+        else:
+            raise ValueError(f'{key}: unsupported dtype {dtype!r}')
+    return state_dict
+
+
+def materialize_checkpoint(recipe: dict) -> dict:
+    """Build the official-layout checkpoint a weight recipe describes.
+
+    Args:
+        recipe (dict): The parsed ``<model>.weights.json``.
+
+    Returns:
+        dict: The recipe's ``checkpoint`` dict with every ``"@state_dict"``
+        value replaced by the (one, shared) state dict.
+
+    Raises:
+        RuntimeError: If the drawn weights do not have the recipe's SHA-256,
+            i.e. this NumPy draws another stream than the one the reference
+            outputs were computed with.
+    """
+    state_dict = recipe_state_dict(recipe)
+    digest = state_dict_digest(state_dict)
+    if digest != recipe['sha256']:
+        raise RuntimeError(
+            f'the weights drawn from the recipe of {recipe["model"]} have '
+            f'SHA-256 {digest}, the recipe records {recipe["sha256"]}')
+    return {
+        k: state_dict if v == '@state_dict' else v
+        for k, v in recipe['checkpoint'].items()
+    }
+
+
+@pytest.fixture(scope='session')
+def golden(tmp_path_factory):
+    """``golden(name)``: the path of a golden file.
+
+    ``<model>.ckpt.pth`` is written from ``<model>.weights.json`` into a
+    session temporary folder. A missing file is an error, never a skip: the
+    data is part of the repository.
+    """
+    cache = tmp_path_factory.mktemp('golden_checkpoints')
+
+    def path(name: str) -> str:
+        stored = osp.join(GOLDEN_DIR, name)
+        if osp.exists(stored):
+            return stored
+        if name.endswith('.ckpt.pth'):
+            recipe_file = stored[:-len('.ckpt.pth')] + '.weights.json'
+            if osp.exists(recipe_file):
+                built = cache / name
+                if not built.exists():
+                    with open(recipe_file) as f:
+                        recipe = json.load(f)
+                    torch.save(materialize_checkpoint(recipe), built)
+                return str(built)
+        raise FileNotFoundError(
+            f'golden file {name} is missing from {GOLDEN_DIR}; the folder '
+            'is part of the repository (tools/dev/make_golden.py writes it)')
+
     return path
-
-
-@pytest.fixture
-def golden():
-    """The ``golden_path`` helper as a fixture."""
-    return golden_path
 
 
 @pytest.fixture(autouse=True)
