@@ -70,7 +70,7 @@ def materialize_checkpoint(recipe: dict) -> dict:
 
     Returns:
         dict: The recipe's ``checkpoint`` dict with every ``"@state_dict"``
-        value replaced by the (one, shared) state dict.
+        value replaced by the state dict (one object for all of them).
 
     Raises:
         RuntimeError: If the drawn weights do not have the recipe's SHA-256,
