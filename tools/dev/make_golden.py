@@ -33,7 +33,7 @@ Shims, all applied here and nowhere in the official files:
   module-level ``batch_index_select`` of each SuperViT file.
 
 Outputs (``--out``, default ``tests/data/golden``): per tiny model a weight
-recipe ``<model>.weights.json`` (conftest.py writes the official-layout
+recipe ``<model>.weights.json`` (tests/conftest.py writes the official-layout
 checkpoint from it), reference outputs ``<model>.ref.pth``; and key manifests
 ``<variant>.keys.json`` of the full-size official variants. See
 ``tests/data/README.md`` for their contents.
@@ -199,9 +199,9 @@ def _import_file(name: str, path: str, package_dir: Optional[str] = None):
     return module
 
 
-# tests/conftest.py owns the weight-recipe format (it reads the recipes)
-conftest = _import_file('mmsupervit_tests_conftest',
-                        osp.join(REPO_ROOT, 'tests', 'conftest.py'))
+# the weight-recipe format lives with its reader, the tests
+golden_weights = _import_file(
+    'golden_weights', osp.join(REPO_ROOT, 'tests', 'golden_weights.py'))
 
 
 def import_official(supervit: str, hdvw: str, deit: str) -> Dict:
@@ -262,7 +262,7 @@ def init_range(key: str, module: nn.Module, local: str,
 
 def weight_recipe(model: nn.Module, name: str, source: str, file: str,
                   constructor: str, checkpoint: Dict) -> Dict:
-    """The recipe of seeded weights for ``model`` (see tests/conftest.py)."""
+    """The recipe of seeded weights for ``model`` (tests/golden_weights.py)."""
     owners = {}
     for prefix, module in model.named_modules():
         for local, _ in module.named_parameters(recurse=False):
@@ -279,7 +279,7 @@ def weight_recipe(model: nn.Module, name: str, source: str, file: str,
         low, high = init_range(key, *owners[key], value)
         tensors.append([key, list(value.shape), 'float32', low, high])
     recipe = dict(
-        format=conftest.RECIPE_FORMAT,
+        format=golden_weights.RECIPE_FORMAT,
         model=name,
         repo=SOURCES[source]['repo'],
         commit=SOURCES[source]['commit'],
@@ -289,8 +289,8 @@ def weight_recipe(model: nn.Module, name: str, source: str, file: str,
         checkpoint=checkpoint,
         sha256=None,
         tensors=tensors)
-    recipe['sha256'] = conftest.state_dict_digest(
-        conftest.recipe_state_dict(recipe))
+    recipe['sha256'] = golden_weights.state_dict_digest(
+        golden_weights.recipe_state_dict(recipe))
     return recipe
 
 
@@ -304,7 +304,7 @@ def write_recipe(recipe: Dict, path: str) -> None:
 
 
 def load_recipe_weights(model: nn.Module, recipe: Dict) -> None:
-    checkpoint = conftest.materialize_checkpoint(recipe)
+    checkpoint = golden_weights.materialize_checkpoint(recipe)
     key = next(k for k, v in recipe['checkpoint'].items()
                if v == '@state_dict')
     model.load_state_dict(checkpoint[key], strict=True)
