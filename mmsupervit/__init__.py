@@ -1,8 +1,8 @@
 """mmsupervit: SuperViT, AlterNet and PatchConvNet backbones for mmseg/mmdet.
 
 Importing the package applies the stack's compatibility fixes
-(:mod:`mmsupervit.utils.compat`) and registers every model, optimizer
-constructor and hook in the ``mmsupervit`` scope.
+(:mod:`mmsupervit.utils.compat`) and registers every model and optimizer
+wrapper constructor in the ``mmsupervit`` scope.
 """
 from .utils import compat as _compat  # noqa: F401  (must run first)
 from .version import __version__, version_info

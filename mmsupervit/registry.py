@@ -14,9 +14,6 @@ the caller's scope (mmseg/mmdet) and never reaches a sibling scope.
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
-from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
-from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
-from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import Registry
 
 #: Backbones, necks and other ``nn.Module`` classes.
@@ -32,24 +29,3 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     scope='mmsupervit',
     locations=['mmsupervit.engine.optimizers'])
-
-#: Optimizers (none of our own yet; kept so ``mmsupervit.`` types resolve).
-OPTIMIZERS = Registry(
-    'optimizer',
-    parent=MMENGINE_OPTIMIZERS,
-    scope='mmsupervit',
-    locations=['mmsupervit.engine.optimizers'])
-
-#: Optimizer wrappers.
-OPTIM_WRAPPERS = Registry(
-    'optim_wrapper',
-    parent=MMENGINE_OPTIM_WRAPPERS,
-    scope='mmsupervit',
-    locations=['mmsupervit.engine.optimizers'])
-
-#: Runner hooks (none of our own yet; kept so `mmsupervit.` types resolve).
-HOOKS = Registry(
-    'hook',
-    parent=MMENGINE_HOOKS,
-    scope='mmsupervit',
-    locations=['mmsupervit.engine'])

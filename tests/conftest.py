@@ -1,34 +1,48 @@
 """Shared test fixtures.
 
-The golden reference data (outputs of the official implementations) lives in
-``../shared/golden`` beside the checkout; set ``MMSUPERVIT_GOLDEN`` to use
-another folder. Tests that need it skip with a clear reason when it is absent.
+The golden reference data (outputs of the official implementations, see
+``tests/data/README.md``) is committed in ``tests/data/golden``. A tiny
+official-layout checkpoint is stored there as a weight recipe
+(``<model>.weights.json``, see ``golden_weights.py``) and written out as
+``<model>.ckpt.pth`` on first use in a session.
 """
-import os
+import json
 import os.path as osp
 
 import pytest
 import torch
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-GOLDEN_DIR = os.environ.get(
-    'MMSUPERVIT_GOLDEN', osp.join(osp.dirname(REPO_ROOT), 'shared', 'golden'))
+from golden_weights import GOLDEN_DIR, materialize_checkpoint
 
 
-def golden_path(name: str) -> str:
-    """Path of a golden file; skips the calling test when it is missing."""
-    path = osp.join(GOLDEN_DIR, name)
-    if not osp.exists(path):
-        pytest.skip(f'golden file {name} not found in {GOLDEN_DIR} '
-                    '(expected ../shared/golden beside the checkout, or set '
-                    'MMSUPERVIT_GOLDEN)')
+@pytest.fixture(scope='session')
+def golden(tmp_path_factory):
+    """``golden(name)``: the path of a golden file.
+
+    ``<model>.ckpt.pth`` is written from ``<model>.weights.json`` into a
+    session temporary folder. A missing file is an error, never a skip: the
+    data is part of the repository.
+    """
+    cache = tmp_path_factory.mktemp('golden_checkpoints')
+
+    def path(name: str) -> str:
+        stored = osp.join(GOLDEN_DIR, name)
+        if osp.exists(stored):
+            return stored
+        if name.endswith('.ckpt.pth'):
+            recipe_file = stored[:-len('.ckpt.pth')] + '.weights.json'
+            if osp.exists(recipe_file):
+                built = cache / name
+                if not built.exists():
+                    with open(recipe_file) as f:
+                        recipe = json.load(f)
+                    torch.save(materialize_checkpoint(recipe), built)
+                return str(built)
+        raise FileNotFoundError(
+            f'golden file {name} is missing from {GOLDEN_DIR}; the folder '
+            'is part of the repository (tools/dev/make_golden.py writes it)')
+
     return path
-
-
-@pytest.fixture
-def golden():
-    """The ``golden_path`` helper as a fixture."""
-    return golden_path
 
 
 @pytest.fixture(autouse=True)

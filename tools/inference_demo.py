@@ -8,11 +8,8 @@ config's ``default_scope``), e.g. after ``tools/run_demo.py``::
         work_dirs/demo/seg/iter_300.pth --out-dir work_dirs/demo/inference
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmsupervit.utils.inference import save_predictions  # noqa: E402
+from mmsupervit.utils.inference import save_predictions
 
 
 def main(argv=None):

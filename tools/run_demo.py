@@ -26,7 +26,6 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 JOBS = {
     'seg': osp.join(REPO, 'configs', 'demo',
@@ -73,7 +72,7 @@ def run_worker(task: str, args) -> None:
     from mmengine.hooks import Hook
 
     from mmsupervit.utils import runner_utils as ru
-    from mmsupervit.utils.demo_data import demo_cfg_options
+    from mmsupervit.datasets.demo_data import demo_cfg_options
 
     work_dir = osp.abspath(osp.join(args.work_dir, task))
     opts = demo_cfg_options(args.data, task)
@@ -264,8 +263,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return run_worker(args.worker, args)
-    from mmsupervit.utils.demo_data import (demo_data_exists,
-                                            generate_demo_data)
+    from mmsupervit.datasets.demo_data import (demo_data_exists,
+                                               generate_demo_data)
     os.makedirs(args.work_dir, exist_ok=True)
     if not demo_data_exists(args.data):
         print(f'generating demo data in {args.data} ...', flush=True)

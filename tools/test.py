@@ -7,12 +7,9 @@ Examples::
     GPUS=2 bash tools/dist_test.sh CONFIG CHECKPOINT
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mmsupervit  # noqa: E402,F401
-from mmsupervit.utils import runner_utils as ru  # noqa: E402
+import mmsupervit  # noqa: F401
+from mmsupervit.utils import runner_utils as ru
 
 
 def parse_args(argv=None):

@@ -8,14 +8,11 @@ Examples::
     GPUS=2 bash tools/dist_train.sh CONFIG                 # also on CPU (gloo)
 """
 import argparse
-import os.path as osp
-import sys
 
 # importing the package registers our models and applies the compat fixes
 # (needed to resume under torch's weights_only loader)
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mmsupervit  # noqa: E402,F401
-from mmsupervit.utils import runner_utils as ru  # noqa: E402
+import mmsupervit  # noqa: F401
+from mmsupervit.utils import runner_utils as ru
 
 
 def parse_args(argv=None):

@@ -76,7 +76,8 @@ def _cfg(tmp_path, text, name):
 
 
 def test_upernet_from_mmseg_config_forward_backward(tmp_path):
-    pytest.importorskip('mmseg')
+    pytest.importorskip('mmseg', reason='mmseg is not installed: '
+                        "pip install -e '.[seg]'")
     from mmengine.structures import PixelData
     from mmseg.registry import MODELS as SEG_MODELS
     from mmseg.structures import SegDataSample
@@ -106,7 +107,8 @@ def test_upernet_from_mmseg_config_forward_backward(tmp_path):
 
 
 def test_mask_rcnn_from_mmdet_config_forward_backward(tmp_path):
-    pytest.importorskip('mmdet')
+    pytest.importorskip('mmdet', reason='mmdet is not installed: '
+                        "pip install -e '.[det]'")
     from mmdet.registry import MODELS as DET_MODELS
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks

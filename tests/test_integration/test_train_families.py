@@ -16,7 +16,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import mmsupervit  # noqa: F401
-from mmsupervit.utils.demo_data import demo_cfg_options, generate_demo_data
+from mmsupervit.datasets.demo_data import demo_cfg_options, generate_demo_data
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_CFG = osp.join(REPO, 'configs', 'demo',

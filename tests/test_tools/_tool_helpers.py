@@ -22,7 +22,7 @@ def tool_env():
 
 def cfg_options(data_root, task, max_iters, ckpt_interval, **extra):
     """``--cfg-options`` arguments for a short demo run."""
-    from mmsupervit.utils.demo_data import demo_cfg_options
+    from mmsupervit.datasets.demo_data import demo_cfg_options
     opts = demo_cfg_options(data_root, task)
     opts.update({
         'train_cfg.max_iters': max_iters,

@@ -7,8 +7,9 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from mmsupervit.utils.demo_data import (DET_CLASSES, SEG_CLASSES,
-                                        demo_data_exists, generate_demo_data)
+from mmsupervit.datasets.demo_data import (DET_CLASSES, SEG_CLASSES,
+                                           demo_data_exists,
+                                           generate_demo_data)
 
 NUM_TRAIN, NUM_VAL = 6, 3
 

@@ -39,11 +39,8 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mmsupervit.models.backbones.alternet import AlterNet  # noqa: E402
-from mmsupervit.utils.flops import sdpa_flop_handle  # noqa: E402
+from mmsupervit.models.backbones.alternet import AlterNet
+from mmsupervit.utils.flops import sdpa_flop_handle
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

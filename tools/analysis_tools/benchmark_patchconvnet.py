@@ -32,9 +32,6 @@ from typing import Dict, List, Optional
 
 import torch
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
 MODELS = {
     'PatchConvNet-S60': dict(arch='S60'),
     'PatchConvNet-S120': dict(arch='S120'),

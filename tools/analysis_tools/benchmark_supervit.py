@@ -22,9 +22,7 @@ other jobs use ``--threads 1``: with more threads than free cores, OpenMP
 synchronisation dominates and hides the FLOPs savings.
 """
 import argparse
-import os.path as osp
 import statistics
-import sys
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -32,11 +30,9 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import mmsupervit  # noqa: E402,F401
-from mmsupervit.models.backbones.supervit import SuperViT  # noqa: E402
-from mmsupervit.utils.flops import sdpa_flop_handle  # noqa: E402
+import mmsupervit  # noqa: F401
+from mmsupervit.models.backbones.supervit import SuperViT
+from mmsupervit.utils.flops import sdpa_flop_handle
 
 
 def parse_args() -> argparse.Namespace:

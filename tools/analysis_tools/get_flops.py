@@ -10,18 +10,14 @@ attention-heavy backbones are not under-reported. Prints backbone and whole-
 model figures. Defaults: 512x512 for mmseg configs, 1280x800 for mmdet ones.
 """
 import argparse
-import os.path as osp
-import sys
 
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config, DictAction
 from mmengine.registry import MODELS, init_default_scope
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import mmsupervit  # noqa: E402,F401
-
-from mmsupervit.utils.flops import sdpa_flop_handle  # noqa: E402
+import mmsupervit  # noqa: F401
+from mmsupervit.utils.flops import sdpa_flop_handle
 
 
 def parse_args():

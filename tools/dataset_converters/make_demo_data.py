@@ -5,9 +5,9 @@ Example::
     python tools/dataset_converters/make_demo_data.py --out data/demo \
         --num-train 200 --num-val 40 --seed 0
 
-The generator lives in :mod:`mmsupervit.utils.demo_data`.
+The generator lives in :mod:`mmsupervit.datasets.demo_data`.
 """
-from mmsupervit.utils.demo_data import main
+from mmsupervit.datasets.demo_data import main
 
 if __name__ == '__main__':
     main()

@@ -15,16 +15,12 @@ trained with the official code.
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import List, Optional
 
 import torch
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mmsupervit.models.backbones.alternet import convert_alternet  # noqa: E402
-from mmsupervit.models.utils.checkpoint import (  # noqa: E402
+from mmsupervit.models.backbones.alternet import convert_alternet
+from mmsupervit.models.utils.checkpoint import (
     load_checkpoint_file, unwrap_state_dict)
 
 

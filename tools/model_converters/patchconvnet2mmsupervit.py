@@ -17,17 +17,12 @@ backbone built with ``with_attn_pool=True``).
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import List, Optional
 
 import torch
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mmsupervit.models.backbones.patchconvnet import \
-    convert_patchconvnet  # noqa: E402
-from mmsupervit.models.utils.checkpoint import (  # noqa: E402
+from mmsupervit.models.backbones.patchconvnet import convert_patchconvnet
+from mmsupervit.models.utils.checkpoint import (
     load_checkpoint_file, unwrap_state_dict)
 
 

@@ -13,16 +13,13 @@ convert_supervit`, the same function the load hook uses.
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import Optional, Sequence
 
 import torch
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import mmsupervit  # noqa: E402,F401  (allow-lists argparse.Namespace)
-from mmsupervit.models.backbones.supervit import convert_supervit  # noqa: E402
-from mmsupervit.models.utils.checkpoint import (  # noqa: E402
+import mmsupervit  # noqa: F401  (allow-lists argparse.Namespace)
+from mmsupervit.models.backbones.supervit import convert_supervit
+from mmsupervit.models.utils.checkpoint import (
     load_checkpoint_file, unwrap_state_dict)
 
 
