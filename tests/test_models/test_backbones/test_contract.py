@@ -47,7 +47,7 @@ SMALL = {
 # A golden checkpoint in the official layout and the config it fits.
 GOLDEN = {
     'SuperViT': ('supervit_lvvit_tiny.ckpt.pth',
-                 dict(arch=dict(base='lvvit-s', embed_dims=96, depth=12,
+                 dict(arch=dict(base='lvvit-s', embed_dims=32, depth=12,
                                 num_heads=2))),
     'AlterNet': ('alternet_tiny.ckpt.pth',
                  dict(arch=dict(block='basic', num_blocks=(1, 2, 2, 2),
