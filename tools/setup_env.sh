@@ -105,11 +105,13 @@ PY
 query_torch() {
   FORCE_CUDA="$FORCE_CUDA_ASKED" "$PY" - <<'PY'
 import os, re, sys
+from importlib.metadata import PackageNotFoundError, version
 try:
-    import torch, torchvision
-except ImportError:
+    import torch  # torchvision is not imported: that would double the time of a dry run
+    torchvision = version('torchvision')
+except (ImportError, PackageNotFoundError):
     sys.exit(0)
-print(torch.__version__.split('+')[0], torch.__version__, torchvision.__version__)
+print(torch.__version__.split('+')[0], torch.__version__, torchvision)
 
 
 def flavour():
