@@ -186,3 +186,51 @@ def test_prebuilt_wheels_are_taken_by_flavour(tmp_path, venv_without_mmcv_ops):
                             MMSUPERVIT_WHEELHOUSE=house)
     assert plan['flavour'] == f'{CUDA_TAG}-sm_80'
     assert (plan['action'], plan['wheel']) == ('build', '')
+
+
+def test_shell_scripts_parse():
+    scripts = [osp.join(d, f) for d in ('tools', 'tools/dev')
+               for f in sorted(os.listdir(osp.join(REPO, d)))
+               if f.endswith('.sh')]
+    assert len(scripts) >= 7
+    for script in scripts:
+        proc = subprocess.run(['bash', '-n', osp.join(REPO, script)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, (script, proc.stderr)
+
+
+def test_gpu_check_dry_run_lists_what_is_missing(tmp_path):
+    house = tmp_path / 'house'
+    house.mkdir()
+    env = dict(os.environ, PYTHON=sys.executable, GPU_CHECK_ALLOW_CPU='1')
+    cmd = ['bash', osp.join(REPO, 'tools', 'dev', 'gpu_check.sh'),
+           '--dry-run', str(house)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          timeout=120)
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert 'MISSING wheelhouse mmcv-2.1.0.tar.gz' in out
+    assert 'MISSING wheelhouse mmdet-*.whl' in out
+    assert 'ok      torch: ' + torch.__version__ in out
+    # the plan names the set-up script and the launcher it exercises
+    assert f'PIP_NO_INDEX=1 PIP_FIND_LINKS={house}' in out
+    assert 'bash tools/setup_env.sh' in out
+    assert 'bash tools/dist_train.sh configs/demo/' in out
+    for name in ('mmcv-2.1.0.tar.gz', 'mmengine-0.10.7-py3-none-any.whl',
+                 'mmsegmentation-1.2.2-py3-none-any.whl',
+                 'mmdet-3.3.0-py3-none-any.whl', 'timm-1.0.31-py3-none-any.whl',
+                 'pycocotools-2.0.11-cp312-abi3-manylinux2014_x86_64.whl',
+                 'shapely-2.2.0-cp312-cp312-manylinux_2_28_x86_64.whl',
+                 'setuptools-80.10.2-py3-none-any.whl'):
+        (house / name).write_bytes(b'')
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          timeout=120)
+    missing = [line for line in proc.stdout.splitlines() if 'MISSING' in line]
+    assert 'wheelhouse' not in ' '.join(missing)
+    # what is left missing is the machine's (a compiler, numpy, ...): fine
+    # here only if nothing is
+    assert (proc.returncode == 0) == (not missing), proc.stdout
+    # a wheelhouse that does not exist: usage error
+    proc = subprocess.run(cmd[:-1] + [str(tmp_path / 'nowhere')], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and 'make_gpu_wheelhouse.sh' in proc.stderr

@@ -18,7 +18,8 @@
 # Environment: PYTHON (python3: the interpreter that holds torch), VENV (/tmp/mmsupervit-gpu-venv),
 # GPU_CHECK_WORK (<repo>/work_dirs/gpu_check: data, checkpoints, gpu_check.log), GPU_CHECK_OUT (if set,
 # gpu_check.log and summary.txt are copied there), GPU_CHECK_ITERS (40 training iterations per model),
-# MAX_JOBS (cores), MMSUPERVIT_OPS (auto).
+# MAX_JOBS (cores), MMSUPERVIT_OPS (auto), GPU_CHECK_ALLOW_CPU (1: rehearse the whole script on a machine
+# without a GPU; the runs then use the CPU and gloo).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -42,7 +43,7 @@ cd "$ROOT"
 
 # ---------------------------------------------------------------- what the machine has
 check_machine() {
-  "$PYTHON" - "$WH" <<'PY'
+  "$PYTHON" - "$WH" "${GPU_CHECK_ALLOW_CPU:-0}" <<'PY'
 import glob, importlib.util, os, shutil, subprocess, sys, sysconfig
 wh = sys.argv[1]
 ok = True
@@ -57,7 +58,7 @@ try:
     import torch
     gpu = torch.cuda.is_available()
     line('torch', True, f'{torch.__version__} (CUDA {torch.version.cuda})')
-    line('GPU', gpu, torch.cuda.get_device_name() + f' (sm_{"".join(map(str, torch.cuda.get_device_capability()))})'
+    line('GPU', gpu or sys.argv[2] == '1', torch.cuda.get_device_name() + f' (sm_{"".join(map(str, torch.cuda.get_device_capability()))})'
          if gpu else 'torch.cuda.is_available() is False')
 except ImportError as e:
     line('torch', False, str(e))
