@@ -86,7 +86,7 @@ if [ "$DRY_RUN" = 1 ]; then
   cat <<EOF
 [gpu-check] would run, each with a time limit:
   $PYTHON -m venv --system-site-packages $VENV
-  $PY -m pip install --no-index --no-deps $WH/*.whl; $PY -m pip install --no-index --no-deps --no-build-isolation -e $ROOT
+  $PY -m pip install --no-index --no-deps $WH/*.whl; $PY -m pip install --no-index --no-deps --no-build-isolation --use-pep517 -e $ROOT
   PIP_NO_INDEX=1 PIP_FIND_LINKS=$WH MAX_JOBS=$MAX_JOBS VENV=$VENV bash tools/setup_env.sh
   $PY tools/env_report.py
   $PY tools/dataset_converters/make_demo_data.py --out $WORK/data --num-train 32 --num-val 8 --seed 0
@@ -99,32 +99,37 @@ EOF
 fi
 
 mkdir -p "$WORK"
+rm -rf "$WORK"/seg "$WORK"/seg_test "$WORK"/det "$WORK"/det_test  # the summary reads these runs' logs only
 LOG="$WORK/gpu_check.log"
 : >"$LOG"
 SUMMARY=()
+FAILED=0
 T_ALL=$(date +%s)
 # step NAME SECONDS CMD...: run with a time limit, output to the log (tail shown), record time and status
 step() {
-  local name=$1 limit=$2 t0 rc
+  local name=$1 limit=$2 t0 rc start
   shift 2
   printf '\n===== %s (limit %ss): %s\n' "$name" "$limit" "$*" | tee -a "$LOG"
+  start=$(wc -l <"$LOG")
   t0=$(date +%s)
   timeout -k 10 "$limit" "$@" >>"$LOG" 2>&1
   rc=$?
-  tail -n 4 "$LOG" | sed 's/^/    /'
+  tail -n +"$((start + 1))" "$LOG" | tail -n 4 | sed 's/^/    /'
   SUMMARY+=("$(printf '%-12s %4ss  %s' "$name" "$(( $(date +%s) - t0 ))" "$([ $rc = 0 ] && echo ok || { [ $rc = 124 ] && echo "TIMED OUT" || echo "FAILED (rc $rc)"; })")")
   echo "[gpu-check] $name: ${SUMMARY[-1]}"
+  [ $rc = 0 ] || FAILED=$((FAILED + 1))
   return $rc
 }
 finish() {
   {
     echo
-    echo "===== gpu-check summary ($(( $(date +%s) - T_ALL )) s in all; full log: $LOG)"
+    echo "===== gpu-check summary ($(( $(date +%s) - T_ALL )) s in all, $FAILED step(s) failed; full log: $LOG)"
     printf '  %s\n' "${SUMMARY[@]}"
-    echo "--- last training iteration (loss, time per iteration, GPU memory)"
-    grep -h "Iter(train) \[ *$ITERS/$ITERS\]" "$WORK"/seg/*/*.log "$WORK"/det/*/*.log 2>/dev/null | sed 's/^/  /'
+    echo "--- training (loss, seconds per iteration, GPU memory in MB): UperNet, then Mask R-CNN"
+    grep -h "Iter(train)" "$WORK"/seg/*/*.log "$WORK"/det/*/*.log 2>/dev/null | sed 's/^.*Iter(train)/  /'
     echo "--- test metrics"
-    grep -hE "Iter\(test\).*(mIoU|bbox_mAP)" "$WORK"/seg_test/*/*.log "$WORK"/det_test/*/*.log 2>/dev/null | sed 's/^/  /'
+    grep -hE "Iter\(test\).*(mIoU|bbox_mAP)" "$WORK"/seg_test/*/*.log "$WORK"/det_test/*/*.log 2>/dev/null \
+      | sed 's/^.*Iter(test)/  /'
     echo "--- tools/env_report.py"
     sed -n '1,30p' "$WORK/env_report.txt" 2>/dev/null | sed 's/^/  /'
   } | tee "$WORK/summary.txt"
@@ -150,7 +155,8 @@ if [ ! -x "$PY" ]; then
   step venv 90 bash -c make_venv || exit 1
 fi
 step wheelhouse 120 "$PY" -m pip install -q --no-deps "$WH"/*.whl || exit 1
-step mmsupervit 120 "$PY" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" || exit 1
+# --use-pep517: an older pip would run `setup.py develop`, which asks an index for build dependencies
+step mmsupervit 120 "$PY" -m pip install -q --no-deps --no-build-isolation --use-pep517 -e "$ROOT" || exit 1
 step setup 420 env VENV="$VENV" bash tools/setup_env.sh || exit 1
 step env_report 60 bash -o pipefail -c "'$PY' tools/env_report.py | tee '$WORK/env_report.txt'"
 step data 90 "$PY" tools/dataset_converters/make_demo_data.py --out "$WORK/data" --num-train 32 --num-val 8 --seed 0 \
@@ -162,8 +168,10 @@ import sys
 from mmsupervit.utils.demo_data import demo_cfg_options
 data, task, iters = sys.argv[1], sys.argv[2], int(sys.argv[3])
 opts = demo_cfg_options(data, task)
+# log about every 10 iterations, and the last one (mmengine logs every `interval`-th)
+log_every = max(d for d in range(1, min(iters, 10) + 1) if iters % d == 0)
 opts.update({'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
-             'default_hooks.checkpoint.interval': iters, 'default_hooks.logger.interval': 10})
+             'default_hooks.checkpoint.interval': iters, 'default_hooks.logger.interval': log_every})
 print(' '.join(f'{k}={v}' for k, v in opts.items()))
 PY
 }
@@ -177,3 +185,4 @@ step seg_test 90 "$PY" tools/test.py "$SEG_CFG" "$WORK/seg/iter_$ITERS.pth" --wo
 step det_train 150 "$PY" tools/train.py "$DET_CFG" --work-dir "$WORK/det" --cfg-options "${DET_OPTS[@]}"
 step det_test 90 "$PY" tools/test.py "$DET_CFG" "$WORK/det/iter_$ITERS.pth" --work-dir "$WORK/det_test" \
   --cfg-options "${DET_OPTS[@]}"
+[ "$FAILED" = 0 ]
