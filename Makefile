@@ -5,7 +5,8 @@
 #   make setup    only set up the environment (./.venv by default)
 #
 # Variables: VENV (default ./.venv), MMSUPERVIT_WHEELHOUSE (folder with a prebuilt mmcv wheel),
-# PYTEST_ARGS (extra pytest arguments, e.g. PYTEST_ARGS='-m "not slow"').
+# PYTEST_ARGS (extra pytest arguments, e.g. PYTEST_ARGS='-m "not slow"'); for mmcv's ops
+# FORCE_CUDA=1 (CUDA ops), TORCH_CUDA_ARCH_LIST, MAX_JOBS (see tools/setup_env.sh --help).
 VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=

@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Training on a slurm cluster (one task per GPU):
-#   GPUS=16 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py args...]
-# Environment: GPUS (16), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS,
-# PYTHON (python).
-set -x
+# Training on a slurm cluster, one task per GPU:
+#
+#   bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]
+#   GPUS=16 bash tools/slurm_train.sh gpu supervit configs/supervit/CONFIG.py work_dirs/supervit
+#
+# Environment: GPUS (8, tasks in all), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS (extra srun
+# options, e.g. "--quotatype=reserved"), PYTHON (python).
+set -euo pipefail
+usage() { echo "usage: bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]" >&2; exit 2; }
+[ $# -ge 4 ] || usage
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
-WORK_DIR=${4:-"work_dirs/$(basename "$CONFIG" .py)"}
-shift 4 2>/dev/null || shift $#
-GPUS=${GPUS:-16}
+WORK_DIR=$4
+shift 4
+GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
+SRUN_ARGS=${SRUN_ARGS:-}
 PYTHON=${PYTHON:-python}
 DIR="$(cd "$(dirname "$0")" && pwd)"
+for n in GPUS GPUS_PER_NODE CPUS_PER_TASK; do
+  [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || { echo "slurm_train.sh: $n must be a positive whole number, got '${!n}'" >&2; exit 2; }
+done
 
-PYTHONPATH="$DIR/..":$PYTHONPATH \
+set -x
+# SRUN_ARGS is split into words on purpose: it holds several srun options
+PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "$PARTITION" \
     --job-name="$JOB_NAME" \
     --gres=gpu:"$GPUS_PER_NODE" \
@@ -25,5 +35,4 @@ srun -p "$PARTITION" \
     --cpus-per-task="$CPUS_PER_TASK" \
     --kill-on-bad-exit=1 \
     $SRUN_ARGS \
-    "$PYTHON" -u "$DIR/train.py" "$CONFIG" --work-dir="$WORK_DIR" \
-    --launcher slurm "$@"
+    "$PYTHON" -u "$DIR/train.py" "$CONFIG" --work-dir="$WORK_DIR" --launcher slurm "$@"

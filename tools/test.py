@@ -4,7 +4,7 @@ Examples::
 
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG CHECKPOINT --show-dir vis --tta
-    GPUS=2 bash tools/dist_test.sh CONFIG CHECKPOINT
+    bash tools/dist_test.sh CONFIG CHECKPOINT 2
 """
 import argparse
 

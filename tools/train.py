@@ -5,7 +5,7 @@ Examples::
     python tools/train.py configs/demo/supervit-tiny_upernet_1xb4-300i_demo-128x128.py
     python tools/train.py CONFIG --resume                  # latest checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/iter_100.pth
-    GPUS=2 bash tools/dist_train.sh CONFIG                 # also on CPU (gloo)
+    bash tools/dist_train.sh CONFIG 2                      # also on CPU (gloo)
 """
 import argparse
 

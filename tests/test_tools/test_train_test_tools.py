@@ -82,13 +82,19 @@ def test_tool_arguments():
             args.launcher) == ('x.pth', 'v', True, 'w', 'slurm')
 
 
+DIST_TRAIN = osp.join(REPO, 'tools', 'dist_train.sh')
+DIST_TEST = osp.join(REPO, 'tools', 'dist_test.sh')
+
+
 @pytest.mark.slow
 def test_distributed_cpu_training_two_processes(demo_data, tmp_path):
     work_dir = str(tmp_path / 'dist')
     env = tool_env()
-    env.update(GPUS='2', PORT=str(_free_port()), PYTHON=sys.executable)
-    cmd = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), SEG_CFG,
-           '--work-dir', work_dir] + cfg_options(demo_data, 'seg', 4, 4)
+    env.update(PORT=str(_free_port()), PYTHON=sys.executable)
+    env.pop('GPUS', None)
+    # mmseg/mmdet's interface: the process count is the second argument
+    cmd = ['bash', DIST_TRAIN, SEG_CFG, '2', '--work-dir', work_dir
+           ] + cfg_options(demo_data, 'seg', 4, 4)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
     out = proc.stdout + proc.stderr
@@ -113,6 +119,80 @@ def test_distributed_cpu_training_two_processes(demo_data, tmp_path):
     assert ckpt['meta']['iter'] == 4
     # the state dict is the plain model's (no DDP "module." prefix)
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
+
+    # and the checkpoint evaluates with dist_test.sh CONFIG CKPT GPUS
+    env['PORT'] = str(_free_port())
+    cmd = ['bash', DIST_TEST, SEG_CFG, osp.join(work_dir, 'iter_4.pth'), '2',
+           '--work-dir', str(tmp_path / 'dist_test')
+           ] + cfg_options(demo_data, 'seg', 4, 4)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert re.search(r'(GPU number|world_size|World size):? *2', out), \
+        out[-3000:]
+    assert re.search(r'mIoU: *\d', out), out[-3000:]
+
+
+@pytest.mark.parametrize('script,args', [
+    (DIST_TRAIN, [SEG_CFG, '--work-dir', 'w']),  # the old GPUS=8 form
+    (DIST_TRAIN, [SEG_CFG, '0']),
+    (DIST_TRAIN, [SEG_CFG]),
+    (DIST_TEST, [SEG_CFG, 'x.pth', 'eight']),
+    (DIST_TEST, [SEG_CFG, 'x.pth']),
+])
+def test_dist_launchers_refuse_a_bad_gpus_argument(script, args):
+    proc = subprocess.run(['bash', script] + args, cwd=REPO,
+                          env=dict(tool_env(), GPUS='2'),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert 'usage: bash tools/' + osp.basename(script) in proc.stderr
+    if len(args) > 1 + (script == DIST_TEST):
+        assert 'GPUS must be a positive whole number' in proc.stderr
+    # nothing was launched
+    assert 'torch.distributed' not in proc.stdout + proc.stderr
+
+
+def _fake_srun(tmp_path):
+    """A ``srun`` on PATH that records its arguments, one per line."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    srun = bin_dir / 'srun'
+    log = tmp_path / 'srun.args'
+    srun.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > ' + str(log) + '\n')
+    srun.chmod(0o755)
+    return str(bin_dir), log
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_slurm_launchers_pass_mmdet_style_arguments(tool, tmp_path):
+    bin_dir, log = _fake_srun(tmp_path)
+    script = osp.join(REPO, 'tools', f'slurm_{tool}.sh')
+    env = dict(tool_env(), PATH=bin_dir + os.pathsep + os.environ['PATH'],
+               GPUS='16', SRUN_ARGS='--quotatype=auto --time=1:00:00',
+               PYTHON='python3')
+    env.pop('GPUS_PER_NODE', None)
+    env.pop('CPUS_PER_TASK', None)
+    fourth = 'work_dirs/x' if tool == 'train' else 'x.pth'
+    proc = subprocess.run(
+        ['bash', script, 'gpu', 'job1', SEG_CFG, fourth, '--cfg-options',
+         'a=1'], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    args = log.read_text().splitlines()
+    head = ['-p', 'gpu', '--job-name=job1', '--gres=gpu:8', '--ntasks=16',
+            '--ntasks-per-node=8', '--cpus-per-task=5', '--kill-on-bad-exit=1',
+            '--quotatype=auto', '--time=1:00:00', 'python3', '-u',
+            osp.join(REPO, 'tools', f'{tool}.py'), SEG_CFG]
+    tail = (['--work-dir=work_dirs/x'] if tool == 'train' else ['x.pth']) + [
+        '--launcher', 'slurm', '--cfg-options', 'a=1']
+    assert args == head + tail
+    # too few arguments: usage, and srun is not called
+    log.unlink()
+    proc = subprocess.run(['bash', script, 'gpu', 'job1', SEG_CFG], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and 'usage: bash tools/slurm_' in proc.stderr
+    assert not log.exists()
 
 
 @pytest.mark.slow
