@@ -429,4 +429,9 @@ if flavour != 'cpu':
 print(f'[setup] ready: torch {torch.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__} ({ops}), '
       f'mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, timm {timm.__version__}, mmsupervit {mmsupervit.__version__}')
 PY
+# Which kernel each detection op will use on every visible device (mmcv / torchvision / unavailable).
+if ! "$PY" "$ROOT/tools/env_report.py"; then
+  say "WARNING: tools/env_report.py: a detection op has no kernel on a visible device (see the table above);" \
+       "Mask R-CNN cannot run there until mmcv or torchvision provides one"
+fi
 say "activate with: source $VENV/bin/activate"
