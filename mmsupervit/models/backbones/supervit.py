@@ -16,6 +16,7 @@ class token's attention). This module re-implements both official variants
   training to dense inputs.
 """
 import math
+import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -339,7 +340,10 @@ class SuperViT(DenseBackbone):
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
         init_cfg (dict | list[dict], optional): A ``Pretrained`` entry
             (``checkpoint``, optional ``prefix``) loads an official or
-            converted checkpoint. Defaults to None.
+            converted checkpoint; it must hold every weight of the backbone
+            and no other (heads are dropped by the conversion) unless the
+            entry says ``strict=False`` or ``min_loaded=<fraction>``.
+            Defaults to None.
     """
 
     arch_zoo = {'deit-s': _DEIT_S, 'lvvit-s': _LVVIT_S}
@@ -482,6 +486,27 @@ class SuperViT(DenseBackbone):
 
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         return convert_supervit(state_dict)
+
+    @classmethod
+    def identify_arch(cls, state_dict: StateDict
+                      ) -> Optional[Union[str, dict]]:
+        """Width, depth, stem, MLP ratio and qkv bias from the keys (the
+        number of heads is not visible in the shapes)."""
+        sd = convert_supervit(state_dict)
+        if not {'cls_token', 'pos_embed_list.0', 'blocks.0.attn.qkv.weight',
+                'blocks.0.mlp.fc1.weight'} <= set(sd):
+            return None
+        embed_dims = sd['cls_token'].shape[-1]
+        return cls._zoo_name(
+            dict(
+                embed_dims=embed_dims,
+                depth=1 + max(
+                    int(k.split('.')[1]) for k in sd
+                    if re.match(r'blocks\.\d+\.', k)),
+                mlp_ratio=sd['blocks.0.mlp.fc1.weight'].shape[0] /
+                embed_dims,
+                qkv_bias='blocks.0.attn.qkv.bias' in sd,
+                stem='conv' if 'patch_embed.conv1.weight' in sd else 'patch'))
 
     @property
     def num_stages(self) -> int:
