@@ -1,6 +1,6 @@
 """Convert an official AlterNet checkpoint to the mmsupervit layout.
 
-    python tools/model_converters/alternet2mmsupervit.py SRC DST
+    python tools/model_converters/alternet2mmsupervit.py SRC DST [--arch A]
 
 SRC is a checkpoint written by the official ``xxxnell/how-do-vits-work``
 code (``{'name', 'state_dict'[, 'optimizer']}``) or a bare state dict. DST
@@ -11,6 +11,11 @@ classifier is dropped; the classifier BN becomes the last output norm.
 
 No ImageNet AlterNet weights are public; this tool is for checkpoints you
 trained with the official code.
+
+A file that is not an AlterNet checkpoint (another family, a whole
+segmentor/detector, unknown keys) is refused with a message that says what
+it looks like; ``--arch 50`` also checks every key and shape against that
+arch. Nothing is written then.
 """
 import argparse
 import os
@@ -23,9 +28,10 @@ import torch
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmsupervit.models.backbones.alternet import convert_alternet  # noqa: E402
+from mmsupervit.models.backbones.alternet import (  # noqa: E402
+    AlterNet, convert_alternet)
 from mmsupervit.models.utils.checkpoint import (  # noqa: E402
-    load_checkpoint_file, unwrap_state_dict)
+    CheckpointError, load_checkpoint_file, unwrap_state_dict)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -33,6 +39,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Convert an official AlterNet checkpoint to mmsupervit.')
     parser.add_argument('src', help='official checkpoint (path or URL)')
     parser.add_argument('dst', help='output path')
+    parser.add_argument(
+        '--arch',
+        choices=AlterNet.arch_names(),
+        help='check every key and shape against this arch (by default only '
+        'the family is checked)')
     return parser.parse_args(argv)
 
 
@@ -40,10 +51,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     checkpoint = load_checkpoint_file(args.src)
     state_dict = convert_alternet(unwrap_state_dict(checkpoint))
+    arch = AlterNet.check_converted_checkpoint(
+        state_dict, repr(args.src), arch=args.arch)
     meta = dict(
         source=args.src,
         converter='alternet2mmsupervit',
-        official_name=checkpoint.get('name'))
+        official_name=checkpoint.get('name'),
+        recognised_arch=arch)
     dst_dir = osp.dirname(osp.abspath(args.dst))
     os.makedirs(dst_dir, exist_ok=True)
     torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
@@ -51,4 +65,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as err:
+        sys.exit(f'error: {err}')
