@@ -58,10 +58,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     checkpoint = load_checkpoint_file(args.src)
+    original = unwrap_state_dict(checkpoint)
     state_dict = convert_patchconvnet(
-        unwrap_state_dict(checkpoint), with_attn_pool=args.with_attn_pool)
+        original, with_attn_pool=args.with_attn_pool)
     arch = PatchConvNet.check_converted_checkpoint(
-        state_dict, repr(args.src), arch=args.arch,
+        original, state_dict, repr(args.src), arch=args.arch,
         build_cfg=dict(with_attn_pool=args.with_attn_pool))
     num_blocks = len({k.split('.')[1] for k in state_dict
                       if k.startswith('blocks.')})

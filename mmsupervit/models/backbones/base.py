@@ -443,15 +443,20 @@ class DenseBackbone(BaseModule):
 
     @classmethod
     def check_converted_checkpoint(cls,
-                                   state_dict: StateDict,
+                                   original: StateDict,
+                                   converted: StateDict,
                                    source: str,
                                    arch: Optional[Union[str, int]] = None,
                                    build_cfg: Optional[dict] = None) -> Arch:
-        """Refuse a converted state dict that is not of this family (or not
-        of ``arch``), for ``tools/model_converters`` (no model is loaded).
+        """Refuse a checkpoint that is not of this family (or not of
+        ``arch``), for ``tools/model_converters`` (no model is loaded).
 
         Args:
-            state_dict (dict): The converted weights.
+            original (dict): The weights as read (unwrapped): the family is
+                recognised on them, since another family's keys may not
+                survive this family's conversion.
+            converted (dict): The converted weights, checked against
+                ``arch``.
             source (str): Name of the file in messages.
             arch (str | int, optional): Also check keys and shapes against a
                 backbone of this arch (built on the ``meta`` device), with
@@ -467,18 +472,18 @@ class DenseBackbone(BaseModule):
             CheckpointError: If the keys are of another family or of none,
                 or do not fit ``arch``.
         """
-        found = cls.identify_arch(state_dict)
+        found = cls.identify_arch(original)
         if found is None:
-            other = identify_checkpoint(state_dict)
+            other = identify_checkpoint(original)
             raise CheckpointError(
                 f'{source} is not a {cls.__name__} checkpoint: ' +
                 (f'it looks like {other}' if other else
                  f'its keys match no known layout (first keys: '
-                 f'{list(state_dict)[:5]})'))
+                 f'{list(original)[:5]})'))
         if arch is not None:
             with torch.device('meta'):
                 model = cls(arch=arch, **(build_cfg or {}))
-            report = compare_state_dict(model.state_dict(), state_dict,
+            report = compare_state_dict(model.state_dict(), converted,
                                         model.tolerated_missing_keys(),
                                         model.tolerated_unexpected_keys())
             check_key_report(
