@@ -366,13 +366,22 @@ def _model(path, **backbone):
 def models():
     """The demo segmentor (SuperViT 96), the same with the detector's
     SuperViT (64), and the two demo detectors (SuperViT 64, PatchConvNet)."""
+    from mmengine.registry import DefaultScope
+
+    # Module-scoped fixtures are set up before conftest's per-test scope
+    # isolation: restore the default scope here.
+    saved = dict(DefaultScope._instance_dict)
     torch.manual_seed(0)
-    return dict(
-        seg=_model(SEG_CFG),
-        seg64=_model(SEG_CFG, arch=dict(embed_dims=64, depth=6,
-                                        num_heads=2)),
-        det=_model(DET_CFG),
-        det_pcn=_model(DET_PCN_CFG))
+    try:
+        yield dict(
+            seg=_model(SEG_CFG),
+            seg64=_model(SEG_CFG, arch=dict(embed_dims=64, depth=6,
+                                            num_heads=2)),
+            det=_model(DET_CFG),
+            det_pcn=_model(DET_PCN_CFG))
+    finally:
+        DefaultScope._instance_dict.clear()
+        DefaultScope._instance_dict.update(saved)
 
 
 def _ckpt(model):

@@ -443,6 +443,7 @@ class AlterNet(DenseBackbone):
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  init_cfg: InitCfg = None) -> None:
         super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
+        self.in_channels = 3  # the official stem takes RGB
         arch = self.arch_settings
         block_cls = self._BLOCKS[arch['block']]
         expansion = block_cls.expansion
@@ -605,6 +606,7 @@ class AlterNet(DenseBackbone):
 
     # --------------------------------------------------------------- forward
     def _stages(self, x: torch.Tensor, num_stages: int) -> List[torch.Tensor]:
+        self.check_input(x)
         x = self.stem(x)
         outs = []
         for s in range(num_stages):

@@ -19,6 +19,7 @@ layers:
   channels and stride of every output.
 """
 import inspect
+import math
 from abc import abstractmethod
 from typing import (Any, Callable, ClassVar, Dict, List, NamedTuple,
                     Optional, Sequence, Tuple, Union)
@@ -182,7 +183,9 @@ class DenseBackbone(BaseModule):
     (official initialisation and freezing). It implements the abstract hooks:
     :meth:`init_default_weights`, :meth:`convert_checkpoint`,
     :attr:`num_stages`, :meth:`stage_members`, :attr:`num_layers`,
-    :meth:`layer_id`, :meth:`output_shape` and ``forward``.
+    :meth:`layer_id`, :meth:`output_shape` and ``forward``, which starts
+    with :meth:`check_input` (a bad input fails with a message that names
+    it, not deep inside torch).
 
     Args:
         arch (str | int | dict): A name (or alias) of :attr:`arch_zoo`, case
@@ -217,6 +220,9 @@ class DenseBackbone(BaseModule):
     arch_defaults: ClassVar[Dict[str, Any]] = {}
     #: Smallest input height and width the backbone accepts.
     min_input_size: ClassVar[int] = 1
+    #: Channels of the input (set by the subclass; checked by
+    #: :meth:`check_input`).
+    in_channels: int = 3
     #: Parameter-name substrings without weight decay (read by
     #: ``LayerDecayOptimWrapperConstructor``).
     no_weight_decay_keywords: ClassVar[Tuple[str, ...]] = ()
@@ -583,6 +589,52 @@ class DenseBackbone(BaseModule):
         ``out0``, ``out1``, ... An H x W input (at least
         :attr:`min_input_size`) gives ``ceil(H / stride) x ceil(W /
         stride)`` maps."""
+
+    def batch_norm_stride(self) -> Optional[int]:
+        """The largest stride at which a batch norm of this backbone runs
+        (None if none can ever see a single value per channel): in training
+        mode a batch norm needs more than one. Defaults to the largest output
+        stride."""
+        return max(self.out_strides)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse, with a message naming the problem, an input ``forward``
+        cannot take (instead of an error from deep inside torch).
+
+        Args:
+            x (Tensor): The ``forward`` input.
+
+        Raises:
+            ValueError: If ``x`` is not an NCHW tensor with
+                :attr:`in_channels` channels and sides of at least
+                :attr:`min_input_size`, or if, in training mode, a batch norm
+                would see a single value per channel (a batch of one image
+                whose map at :meth:`batch_norm_stride` is 1x1).
+        """
+        name = type(self).__name__
+        if not torch.is_tensor(x) or x.dim() != 4:
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f'{name} expects an NCHW tensor, got {shape}')
+        B, C, H, W = (int(v) for v in x.shape)
+        if C != self.in_channels:
+            raise ValueError(
+                f'{name} expects {self.in_channels} input channels '
+                f'(in_channels), got {C} (input shape {tuple(x.shape)})')
+        m = self.min_input_size
+        if H < m or W < m:
+            raise ValueError(
+                f'{name} needs inputs of at least {m}x{m}, got {H}x{W}')
+        stride = self.batch_norm_stride() if self.training else None
+        if stride is not None and B * math.ceil(H / stride) * math.ceil(
+                W / stride) == 1 and any(
+                    isinstance(mod, _BatchNorm) and mod.training
+                    for mod in self.modules()):
+            raise ValueError(
+                f'{name} in training mode: a batch of one {H}x{W} input '
+                f'gives 1x1 maps at stride {stride}, where batch norm needs '
+                'more than one value per channel; train on a batch of 2 or '
+                f'more, on inputs larger than {stride}x{stride}, or with '
+                'norm_eval=True')
 
     @staticmethod
     def _named_outputs(specs: Sequence[Tuple[int, int]]

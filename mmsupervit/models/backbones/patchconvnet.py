@@ -391,6 +391,7 @@ class PatchConvNet(DenseBackbone):
                  with_attn_pool: bool = False,
                  init_cfg: InitCfg = None) -> None:
         super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
+        self.in_channels = in_channels
         embed_dims = self.embed_dims = self.arch_settings['embed_dims']
         depth = self.depth = self.arch_settings['depth']
         ls_init = self.arch_settings['layer_scale_init_value']
@@ -498,14 +499,8 @@ class PatchConvNet(DenseBackbone):
     # forward
     # ------------------------------------------------------------------
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(
-                f'expected an NCHW input, got shape {tuple(x.shape)}')
+        self.check_input(x)
         H, W = x.shape[-2:]
-        if H < self.patch_size or W < self.patch_size:
-            raise ValueError(
-                f'PatchConvNet needs inputs of at least {self.patch_size}x'
-                f'{self.patch_size}, got {H}x{W}')
         pad_h = -H % self.patch_size
         pad_w = -W % self.patch_size
         if pad_h or pad_w:

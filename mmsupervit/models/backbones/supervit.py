@@ -370,6 +370,7 @@ class SuperViT(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: InitCfg = None) -> None:
         super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
+        self.in_channels = in_channels
         s = self.arch_settings
         self.embed_dims = s['embed_dims']
         self.depth = s['depth']
@@ -681,7 +682,7 @@ class SuperViT(DenseBackbone):
         if resize_input:
             x = F.interpolate(
                 x, (size, size), mode='bilinear', align_corners=True)
-        self._check_input_size(x)
+        self.check_input(x)
         out = self._trunk(x, size, rate, (), record=True)
         return dict(
             patch_embed=out['stem'],
@@ -694,15 +695,11 @@ class SuperViT(DenseBackbone):
     # ------------------------------------------------------------------
     # dense forward
     # ------------------------------------------------------------------
-    def _check_input_size(self, x: torch.Tensor) -> None:
-        if x.dim() != 4:
-            raise ValueError(
-                f'expected an NCHW input, got shape {tuple(x.shape)}')
-        H, W = x.shape[-2:]
-        if H < self.patch_size or W < self.patch_size:
-            raise ValueError(
-                f'input {H}x{W} is smaller than one {self.patch_size}x'
-                f'{self.patch_size} patch')
+    def batch_norm_stride(self) -> Optional[int]:
+        """None: the only batch norms (LV-ViT stem) run at stride 2 on the
+        trunk input padded to at least 16x16, so they always see 8x8
+        values or more."""
+        return None
 
     def _budget(self) -> Tuple[float, float]:
         keep_rate, input_scale = self.keep_rate, self.input_scale
@@ -759,7 +756,7 @@ class SuperViT(DenseBackbone):
             input (output pixel (i, j) <-> input [16i, 16i+16) x [16j,
             16j+16)).
         """
-        self._check_input_size(x)
+        self.check_input(x)
         keep_rate, input_scale = self._budget()
         H, W = (int(v) for v in x.shape[-2:])
         trunk_in = x
