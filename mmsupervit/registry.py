@@ -11,6 +11,7 @@ instantiated directly) must be built with ``MODELS.build`` from *this*
 module, or with a ``mmsupervit.`` prefixed type: a bare type name resolves in
 the caller's scope (mmseg/mmdet) and never reaches a sibling scope.
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -29,3 +30,10 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     scope='mmsupervit',
     locations=['mmsupervit.engine.optimizers'])
+
+#: Runner hooks (``mmsupervit.CheckpointCheckHook``).
+HOOKS = Registry(
+    'hook',
+    parent=MMENGINE_HOOKS,
+    scope='mmsupervit',
+    locations=['mmsupervit.engine.hooks'])

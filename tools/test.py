@@ -39,6 +39,7 @@ def main(argv=None):
     cfg = ru.load_config(args.config, args.cfg_options, args.work_dir,
                          args.launcher)
     cfg.load_from = args.checkpoint
+    ru.add_checkpoint_check(cfg)
     ru.apply_show(cfg, args.show_dir, args.show, args.wait_time)
     if args.tta:
         ru.apply_tta(cfg)

@@ -40,6 +40,9 @@ def main(argv=None):
                          args.launcher)
     ru.apply_amp(cfg, args.amp)
     ru.apply_resume(cfg, args.resume)
+    # Fine-tuning (load_from without resume) may re-initialise a classifier
+    # for another class count: a small part of any of our models.
+    ru.add_checkpoint_check(cfg, 1.0 if cfg.get('resume', False) else 0.9)
     runner = ru.build_runner(cfg)
     runner.train()
 

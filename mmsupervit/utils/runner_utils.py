@@ -153,6 +153,31 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     cfg.load_from = None if resume == 'auto' else resume
 
 
+def add_checkpoint_check(cfg: Config, min_loaded: float = 1.0) -> None:
+    """Check ``load_from`` / resume checkpoints before they are loaded.
+
+    Adds :class:`mmsupervit.engine.hooks.CheckpointCheckHook` to
+    ``custom_hooks`` (mmengine itself loads them non-strictly: a detector
+    checkpoint given to a segmentor would start from random heads). A
+    ``CheckpointCheckHook`` the config already has is left as it is, so a
+    config can relax the check (``strict=False``).
+
+    Args:
+        cfg (Config): Modified in place.
+        min_loaded (float): Fraction of the model's weights a checkpoint
+            must fill: 1.0 to evaluate or resume; fine-tuning from a model
+            whose classifier has another class count may use less.
+            Defaults to 1.0.
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if any(str(h.get('type', '')).split('.')[-1] == 'CheckpointCheckHook'
+           for h in hooks):
+        return
+    hooks.append(
+        dict(type='mmsupervit.CheckpointCheckHook', min_loaded=min_loaded))
+    cfg.custom_hooks = hooks
+
+
 def apply_amp(cfg: Config, amp: bool) -> None:
     """Switch to mixed precision; refuse clearly where it cannot work.
 

@@ -1,6 +1,6 @@
 """Convert an official AlterNet checkpoint to the mmsupervit layout.
 
-    python tools/model_converters/alternet2mmsupervit.py SRC DST
+    python tools/model_converters/alternet2mmsupervit.py SRC DST [--arch A]
 
 SRC is a checkpoint written by the official ``xxxnell/how-do-vits-work``
 code (``{'name', 'state_dict'[, 'optimizer']}``) or a bare state dict. DST
@@ -11,17 +11,24 @@ classifier is dropped; the classifier BN becomes the last output norm.
 
 No ImageNet AlterNet weights are public; this tool is for checkpoints you
 trained with the official code.
+
+A file that is not an AlterNet checkpoint (another family, a whole
+segmentor/detector, unknown keys) is refused with a message that says what
+it looks like; ``--arch 50`` also checks every key and shape against that
+arch. Nothing is written then.
 """
 import argparse
 import os
 import os.path as osp
+import sys
 from typing import List, Optional
 
 import torch
 
-from mmsupervit.models.backbones.alternet import convert_alternet
+from mmsupervit.models.backbones.alternet import (
+    AlterNet, convert_alternet)
 from mmsupervit.models.utils.checkpoint import (
-    load_checkpoint_file, unwrap_state_dict)
+    CheckpointError, load_checkpoint_file, unwrap_state_dict)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -29,17 +36,26 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Convert an official AlterNet checkpoint to mmsupervit.')
     parser.add_argument('src', help='official checkpoint (path or URL)')
     parser.add_argument('dst', help='output path')
+    parser.add_argument(
+        '--arch',
+        choices=AlterNet.arch_names(),
+        help='check every key and shape against this arch (by default only '
+        'the family is checked)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     checkpoint = load_checkpoint_file(args.src)
-    state_dict = convert_alternet(unwrap_state_dict(checkpoint))
+    original = unwrap_state_dict(checkpoint)
+    state_dict = convert_alternet(original)
+    arch = AlterNet.check_converted_checkpoint(
+        original, state_dict, repr(args.src), arch=args.arch)
     meta = dict(
         source=args.src,
         converter='alternet2mmsupervit',
-        official_name=checkpoint.get('name'))
+        official_name=checkpoint.get('name'),
+        recognised_arch=arch)
     dst_dir = osp.dirname(osp.abspath(args.dst))
     os.makedirs(dst_dir, exist_ok=True)
     torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
@@ -47,4 +63,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as err:
+        sys.exit(f'error: {err}')

@@ -1,7 +1,7 @@
 """Convert an official PatchConvNet checkpoint to the mmsupervit layout.
 
     python tools/model_converters/patchconvnet2mmsupervit.py SRC DST \
-        [--with-attn-pool]
+        [--with-attn-pool] [--arch A]
 
 SRC is a checkpoint of ``facebookresearch/deit`` (``patchconvnet_models.py``;
 deit's ``main.py`` writes ``{'model': ..., 'optimizer': ..., ...}``), a
@@ -13,17 +13,24 @@ load path uses (:func:`mmsupervit.models.backbones.patchconvnet.
 convert_patchconvnet`). The classification head is always dropped; the
 class-attention pooling block is kept only with ``--with-attn-pool`` (for a
 backbone built with ``with_attn_pool=True``).
+
+A file that is not a PatchConvNet checkpoint (another family, a whole
+segmentor/detector, unknown keys) is refused with a message that says what
+it looks like; ``--arch s60`` also checks every key and shape against that
+arch. Nothing is written then.
 """
 import argparse
 import os
 import os.path as osp
+import sys
 from typing import List, Optional
 
 import torch
 
-from mmsupervit.models.backbones.patchconvnet import convert_patchconvnet
+from mmsupervit.models.backbones.patchconvnet import (
+    PatchConvNet, convert_patchconvnet)
 from mmsupervit.models.utils.checkpoint import (
-    load_checkpoint_file, unwrap_state_dict)
+    CheckpointError, load_checkpoint_file, unwrap_state_dict)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -37,21 +44,31 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='keep the class-attention pooling block (cls_token, '
         'blocks_token_only, final norm) as attn_pool.*')
+    parser.add_argument(
+        '--arch',
+        choices=PatchConvNet.arch_names(),
+        help='check every key and shape against this arch (by default only '
+        'the family is checked)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     checkpoint = load_checkpoint_file(args.src)
+    original = unwrap_state_dict(checkpoint)
     state_dict = convert_patchconvnet(
-        unwrap_state_dict(checkpoint), with_attn_pool=args.with_attn_pool)
+        original, with_attn_pool=args.with_attn_pool)
+    arch = PatchConvNet.check_converted_checkpoint(
+        original, state_dict, repr(args.src), arch=args.arch,
+        build_cfg=dict(with_attn_pool=args.with_attn_pool))
     num_blocks = len({k.split('.')[1] for k in state_dict
                       if k.startswith('blocks.')})
     meta = dict(
         source=args.src,
         converter='patchconvnet2mmsupervit',
         with_attn_pool=args.with_attn_pool,
-        depth=num_blocks)
+        depth=num_blocks,
+        recognised_arch=arch)
     dst_dir = osp.dirname(osp.abspath(args.dst))
     os.makedirs(dst_dir, exist_ok=True)
     torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
@@ -60,4 +77,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as err:
+        sys.exit(f'error: {err}')

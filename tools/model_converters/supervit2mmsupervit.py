@@ -1,6 +1,6 @@
 """Convert an official SuperViT checkpoint to an mmsupervit checkpoint.
 
-    python tools/model_converters/supervit2mmsupervit.py SRC DST
+    python tools/model_converters/supervit2mmsupervit.py SRC DST [--arch A]
 
 SRC is an official file as published (``{'model': ...}`` from
 ``main_deit.py`` or timm's ``{'state_dict', 'state_dict_ema', ...}`` from
@@ -9,35 +9,51 @@ SRC is an official file as published (``{'model': ...}`` from
 heads dropped), which ``init_cfg=dict(type='Pretrained', checkpoint=DST)``
 loads. The conversion is :func:`mmsupervit.models.backbones.supervit.
 convert_supervit`, the same function the load hook uses.
+
+A file that is not a SuperViT checkpoint (another family, a whole
+segmentor/detector, unknown keys) is refused with a message that says what
+it looks like; ``--arch deit-s`` also checks every key and shape against
+that arch. Nothing is written then.
 """
 import argparse
 import os
 import os.path as osp
+import sys
 from typing import Optional, Sequence
 
 import torch
 
 import mmsupervit  # noqa: F401  (allow-lists argparse.Namespace)
-from mmsupervit.models.backbones.supervit import convert_supervit
+from mmsupervit.models.backbones.supervit import (
+    SuperViT, convert_supervit)
 from mmsupervit.models.utils.checkpoint import (
-    load_checkpoint_file, unwrap_state_dict)
+    CheckpointError, load_checkpoint_file, unwrap_state_dict)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='official checkpoint (path or URL)')
     parser.add_argument('dst', help='output path')
+    parser.add_argument(
+        '--arch',
+        choices=SuperViT.arch_names(),
+        help='check every key and shape against this arch (by default only '
+        'the family is checked)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     checkpoint = load_checkpoint_file(args.src)
-    state_dict = convert_supervit(unwrap_state_dict(checkpoint))
+    original = unwrap_state_dict(checkpoint)
+    state_dict = convert_supervit(original)
+    arch = SuperViT.check_converted_checkpoint(
+        original, state_dict, repr(args.src), arch=args.arch)
     meta = dict(
         source=args.src,
         converter='supervit2mmsupervit',
-        mmsupervit_version=mmsupervit.__version__)
+        mmsupervit_version=mmsupervit.__version__,
+        recognised_arch=arch)
     for key in ('epoch', 'arch'):
         if key in checkpoint and isinstance(checkpoint[key], (int, str)):
             meta[key] = checkpoint[key]
@@ -48,4 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as err:
+        sys.exit(f'error: {err}')

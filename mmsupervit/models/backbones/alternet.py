@@ -14,6 +14,7 @@ key renames (:func:`convert_alternet`). What is new for dense prediction:
 * four stage outputs (strides 4/8/16/32), each with its own norm + ReLU,
   because the stages end pre-activation.
 """
+import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -414,8 +415,11 @@ class AlterNet(DenseBackbone):
             SyncBN, GN). Defaults to ``dict(type='BN', requires_grad=True)``.
         init_cfg (dict | list[dict], optional): A ``Pretrained`` entry
             (``checkpoint``, optional ``prefix``) loads a checkpoint
-            (official layout or ours); other mmengine init configs are
-            applied after the from-scratch init. Defaults to None.
+            (official layout or ours); it must hold every weight except the
+            output norms (warned about when missing) unless the entry says
+            ``strict=False`` or ``min_loaded=<fraction>``. Other mmengine
+            init configs are applied after the from-scratch init. Defaults
+            to None.
     """
 
     arch_zoo = {
@@ -439,6 +443,7 @@ class AlterNet(DenseBackbone):
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  init_cfg: InitCfg = None) -> None:
         super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
+        self.in_channels = 3  # the official stem takes RGB
         arch = self.arch_settings
         block_cls = self._BLOCKS[arch['block']]
         expansion = block_cls.expansion
@@ -521,6 +526,48 @@ class AlterNet(DenseBackbone):
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         return convert_alternet(state_dict)
 
+    @classmethod
+    def identify_arch(cls, state_dict: StateDict
+                      ) -> Optional[Union[str, dict]]:
+        """Block type, blocks and MSA blocks per stage, and heads (read as
+        attention width / 64, the official ``head_dim``)."""
+        sd = convert_alternet(state_dict)
+        if 'stem.conv.weight' not in sd or not any(
+                k.startswith('layer1.0.') for k in sd):
+            return None
+        blocks: List[set] = [set() for _ in range(4)]
+        msa: List[set] = [set() for _ in range(4)]
+        width: List[Optional[int]] = [None] * 4
+        for key, value in sd.items():
+            match = re.match(r'layer([1-4])\.(\d+)\.', key)
+            if match:
+                s, j = int(match.group(1)) - 1, int(match.group(2))
+                blocks[s].add(j)
+                if key.endswith('.attn.to_q.weight'):
+                    msa[s].add(j)
+                    width[s] = value.shape[0]
+        heads = tuple(
+            w // 64 if w is not None and w % 64 == 0 else default
+            for w, default in zip(width, cls.arch_defaults['heads']))
+        return cls._zoo_name(
+            dict(
+                block='bottleneck' if 'layer1.0.conv3.2.weight' in sd else
+                'basic',
+                num_blocks=tuple(len(b) for b in blocks),
+                num_msa=tuple(len(m) for m in msa),
+                heads=heads))
+
+    def tolerated_missing_keys(self) -> Tuple[str, ...]:
+        """The output norms: official checkpoints only have the last one
+        (the classifier's BN)."""
+        return ('norm[0-3].*', )
+
+    def tolerated_unexpected_keys(self) -> Tuple[str, ...]:
+        """Output norms of stages not in ``out_indices`` (e.g. the
+        classifier BN, ``norm3``, when stage 3 is not returned)."""
+        return tuple(f'norm{i}.*' for i in range(4)
+                     if i not in self.out_indices)
+
     @property
     def num_stages(self) -> int:
         return 4
@@ -559,6 +606,7 @@ class AlterNet(DenseBackbone):
 
     # --------------------------------------------------------------- forward
     def _stages(self, x: torch.Tensor, num_stages: int) -> List[torch.Tensor]:
+        self.check_input(x)
         x = self.stem(x)
         outs = []
         for s in range(num_stages):

@@ -8,12 +8,18 @@ layers:
   and case-insensitive names allowed) or a dict of settings;
 * ``init_cfg``: the backbone's official initialisation, then mmengine's
   initialisers, then a ``Pretrained`` checkpoint (given alone or inside a
-  list) that always goes through the backbone's own converter;
+  list) that always goes through the backbone's own converter and is
+  refused when it does not fit (:meth:`DenseBackbone.init_from_pretrained`);
+* recognising a checkpoint's family and arch from its keys
+  (:meth:`DenseBackbone.identify_arch`, :func:`identify_checkpoint`), so that
+  a wrong checkpoint is named in the error;
 * ``frozen_stages``, ``norm_eval`` and ``with_cp``;
 * ``get_layer_depth`` for :class:`LayerDecayOptimWrapperConstructor`;
 * the output contract: :meth:`~DenseBackbone.output_shape` declares the
   channels and stride of every output.
 """
+import inspect
+import math
 from abc import abstractmethod
 from typing import (Any, Callable, ClassVar, Dict, List, NamedTuple,
                     Optional, Sequence, Tuple, Union)
@@ -25,14 +31,26 @@ from mmengine.model.weight_init import PretrainedInit
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
-from ..utils.checkpoint import StateDict, load_pretrained
+from ..utils.checkpoint import (CheckpointError, StateDict,
+                                check_key_report, compare_state_dict,
+                                load_pretrained)
 
 InitCfg = Optional[Union[dict, List[dict]]]
 StageMember = Union[nn.Module, nn.Parameter]
+Arch = Union[str, Dict[str, Any]]
 
-#: Keys of a ``Pretrained`` init_cfg entry (those of mmengine's
-#: ``PretrainedInit``).
-_PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'map_location')
+#: Keys of a ``Pretrained`` init_cfg entry: those of mmengine's
+#: ``PretrainedInit`` plus ``strict`` and ``min_loaded`` (see
+#: :meth:`DenseBackbone.init_from_pretrained`).
+_PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'map_location', 'strict',
+                    'min_loaded')
+
+#: Top-level modules that tell what kind of whole model a checkpoint holds.
+_MODEL_KINDS = (
+    (('decode_head', ), 'an mmseg segmentor'),
+    (('rpn_head', 'roi_head', 'bbox_head', 'mask_head'), 'an mmdet detector'),
+    (('head', ), 'an mmpretrain classifier'),
+)
 
 
 class ShapeSpec(NamedTuple):
@@ -77,7 +95,83 @@ def split_init_cfg(init_cfg: InitCfg) -> Tuple[Optional[dict], List[dict]]:
         raise ValueError(
             f'init_cfg of type Pretrained takes the keys {_PRETRAINED_KEYS} '
             f"and needs 'checkpoint'; got unknown keys {unknown} in {cfg}")
+    if not isinstance(cfg.get('strict', True), bool):
+        raise ValueError(f"Pretrained 'strict' must be True or False, got "
+                         f"{cfg['strict']!r}")
+    min_loaded = cfg.get('min_loaded', 1.0)
+    if isinstance(min_loaded, bool) or not isinstance(
+            min_loaded, (int, float)) or not 0 < min_loaded <= 1:
+        raise ValueError(f"Pretrained 'min_loaded' must be a fraction in "
+                         f'(0, 1], got {min_loaded!r}')
     return cfg, others
+
+
+def _backbone_families() -> List[type]:
+    """Every concrete :class:`DenseBackbone` subclass, by name."""
+    found, todo = [], list(DenseBackbone.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not inspect.isabstract(cls):
+            found.append(cls)
+    return sorted(found, key=lambda c: c.__name__)
+
+
+def _describe(cls: type, arch: Arch) -> str:
+    article = 'an' if cls.__name__[0] in 'AEIOU' else 'a'
+    if isinstance(arch, str):
+        return f'{article} {cls.__name__} checkpoint (arch={arch!r})'
+    settings = ', '.join(f'{k}={v!r}' for k, v in arch.items())
+    return (f'{article} {cls.__name__} checkpoint of an arch outside its zoo '
+            f'(arch=dict({settings}))')
+
+
+def _identify_backbone(state_dict: StateDict) -> Optional[str]:
+    for cls in _backbone_families():
+        arch = cls.identify_arch(state_dict)
+        if arch is not None:
+            return _describe(cls, arch)
+    return None
+
+
+def model_kind(keys: Sequence[str]) -> str:
+    """What kind of whole model a state dict's keys come from, e.g.
+    ``"an mmdet detector (modules backbone, neck, rpn_head, roi_head)"``."""
+    tops = list(dict.fromkeys(k.split('.')[0] for k in keys))
+    kind = next((name for heads, name in _MODEL_KINDS
+                 if any(h in tops for h in heads)), 'a model')
+    return f"{kind} (modules {', '.join(tops[:8])})"
+
+
+def identify_checkpoint(state_dict: StateDict) -> Optional[str]:
+    """Say which backbone family and arch a state dict looks like.
+
+    Tries every :class:`DenseBackbone` family's :meth:`identify_arch`, on the
+    keys as given and, for a whole mmseg/mmdet/mmpretrain model, on the keys
+    under ``backbone.``.
+
+    Args:
+        state_dict (dict): Unwrapped weights, official or converted layout.
+
+    Returns:
+        str | None: E.g. ``"an AlterNet checkpoint (arch='50')"`` or ``"a
+        whole-model checkpoint of an mmdet detector (...) whose 'backbone.'
+        keys are ...; load it with prefix='backbone.'"``; None when nothing
+        is recognised.
+    """
+    found = _identify_backbone(state_dict)
+    if found is not None:
+        return found
+    inner = {
+        k[len('backbone.'):]: v
+        for k, v in state_dict.items() if k.startswith('backbone.')
+    }
+    if not inner:
+        return None
+    backbone = _identify_backbone(inner) or 'a backbone of unknown kind'
+    return (f'a whole-model checkpoint of {model_kind(list(state_dict))} '
+            f"whose 'backbone.' keys are {backbone}; load its backbone with "
+            "prefix='backbone.'")
 
 
 class DenseBackbone(BaseModule):
@@ -89,7 +183,9 @@ class DenseBackbone(BaseModule):
     (official initialisation and freezing). It implements the abstract hooks:
     :meth:`init_default_weights`, :meth:`convert_checkpoint`,
     :attr:`num_stages`, :meth:`stage_members`, :attr:`num_layers`,
-    :meth:`layer_id`, :meth:`output_shape` and ``forward``.
+    :meth:`layer_id`, :meth:`output_shape` and ``forward``, which starts
+    with :meth:`check_input` (a bad input fails with a message that names
+    it, not deep inside torch).
 
     Args:
         arch (str | int | dict): A name (or alias) of :attr:`arch_zoo`, case
@@ -108,7 +204,11 @@ class DenseBackbone(BaseModule):
         init_cfg (dict | list[dict], optional): mmengine initialisers; a
             ``dict(type='Pretrained', checkpoint=..., prefix=...)`` entry,
             alone or in a list, loads an official or converted checkpoint.
-            Defaults to None.
+            It is refused when it does not fit (another family or arch, a
+            whole model without ``prefix='backbone.'``, too few weights);
+            ``strict=False`` in the entry loads whatever fits, and
+            ``min_loaded=0.8`` accepts 80% of the weights (see
+            :meth:`init_from_pretrained`). Defaults to None.
     """
 
     #: Named archs: name -> settings dict, or name -> another name (alias).
@@ -120,6 +220,9 @@ class DenseBackbone(BaseModule):
     arch_defaults: ClassVar[Dict[str, Any]] = {}
     #: Smallest input height and width the backbone accepts.
     min_input_size: ClassVar[int] = 1
+    #: Channels of the input (set by the subclass; checked by
+    #: :meth:`check_input`).
+    in_channels: int = 3
     #: Parameter-name substrings without weight decay (read by
     #: ``LayerDecayOptimWrapperConstructor``).
     no_weight_decay_keywords: ClassVar[Tuple[str, ...]] = ()
@@ -262,27 +365,138 @@ class DenseBackbone(BaseModule):
 
     def init_from_pretrained(self,
                              cfg: dict) -> Tuple[List[str], List[str]]:
-        """Load a ``Pretrained`` init_cfg entry.
+        """Load a ``Pretrained`` init_cfg entry, refusing one that does not
+        fit.
 
         Reads the checkpoint (path or URL, through mmengine's
         ``CheckpointLoader``), unwraps it, keeps the keys under
         ``cfg['prefix']`` (stripped), converts them with
-        :meth:`convert_checkpoint` and loads them with shape checks
-        (:func:`~mmsupervit.models.utils.checkpoint.load_pretrained`).
+        :meth:`convert_checkpoint`, checks and loads them
+        (:func:`~mmsupervit.models.utils.checkpoint.load_pretrained`):
+
+        * a shape mismatch fails, naming the key and both shapes;
+        * unless ``strict=False``, loading fails when less than
+          ``min_loaded`` of the backbone's weights (counted in elements)
+          would be filled, or when the checkpoint has keys the backbone does
+          not have. Keys of :meth:`tolerated_missing_keys` and
+          :meth:`tolerated_unexpected_keys` are not counted; missing ones are
+          logged as warnings. The error says what the checkpoint looks like
+          (:func:`identify_checkpoint`: another family or arch, or a whole
+          segmentor/detector that needs ``prefix='backbone.'``) and lists
+          the first matched, missing and unexpected keys.
 
         Args:
             cfg (dict): ``dict(type='Pretrained', checkpoint=...,
-                prefix=None, map_location='cpu')``.
+                prefix=None, map_location='cpu', strict=True,
+                min_loaded=1.0)``.
 
         Returns:
             tuple[list[str], list[str]]: Missing and unexpected keys.
+
+        Raises:
+            CheckpointError: If the checkpoint does not fit.
         """
         return load_pretrained(
             self,
             cfg['checkpoint'],
             convert=self.convert_checkpoint,
             prefix=cfg.get('prefix'),
-            map_location=cfg.get('map_location', 'cpu'))
+            map_location=cfg.get('map_location', 'cpu'),
+            strict=cfg.get('strict', True),
+            min_loaded=cfg.get('min_loaded', 1.0),
+            tolerated_missing=self.tolerated_missing_keys(),
+            tolerated_unexpected=self.tolerated_unexpected_keys(),
+            identify=self._identify_against_self)
+
+    def _identify_against_self(self, state_dict: StateDict) -> Optional[str]:
+        found = identify_checkpoint(state_dict)
+        if found is None:
+            return None
+        name = next((n for n in self.arch_names()
+                     if self.resolve_arch(n) == self.arch_settings), None)
+        own = _describe(type(self), self.arch_settings if name is None
+                        else name).replace(' checkpoint', '', 1)
+        return f'{found}, while this backbone is {own}'
+
+    # ------------------------------------------------------------------
+    # checkpoint recognition
+    # ------------------------------------------------------------------
+    @classmethod
+    def identify_arch(cls, state_dict: StateDict) -> Optional[Arch]:
+        """The arch of this family a state dict has, read from its keys and
+        shapes (official or converted layout).
+
+        Args:
+            state_dict (dict): Unwrapped weights.
+
+        Returns:
+            str | dict | None: The :attr:`arch_zoo` name when the settings
+            that can be read match a named arch, else those settings; None
+            when the keys are not of this family. Defaults to None (a family
+            that does not implement recognition).
+        """
+        return None
+
+    @classmethod
+    def _zoo_name(cls, settings: Dict[str, Any]) -> Arch:
+        """The named arch whose settings include ``settings``, else
+        ``settings``."""
+        for name in cls.arch_names():
+            named = cls.resolve_arch(name)
+            if all(named.get(k) == v for k, v in settings.items()):
+                return name
+        return settings
+
+    @classmethod
+    def check_converted_checkpoint(cls,
+                                   original: StateDict,
+                                   converted: StateDict,
+                                   source: str,
+                                   arch: Optional[Union[str, int]] = None,
+                                   build_cfg: Optional[dict] = None) -> Arch:
+        """Refuse a checkpoint that is not of this family (or not of
+        ``arch``), for ``tools/model_converters`` (no model is loaded).
+
+        Args:
+            original (dict): The weights as read (unwrapped): the family is
+                recognised on them, since another family's keys may not
+                survive this family's conversion.
+            converted (dict): The converted weights, checked against
+                ``arch``.
+            source (str): Name of the file in messages.
+            arch (str | int, optional): Also check keys and shapes against a
+                backbone of this arch (built on the ``meta`` device), with
+                the rules of :meth:`init_from_pretrained`. Defaults to None
+                (only the family is checked).
+            build_cfg (dict, optional): Other constructor arguments of that
+                backbone (e.g. ``with_attn_pool=True``). Defaults to None.
+
+        Returns:
+            str | dict: The recognised arch (see :meth:`identify_arch`).
+
+        Raises:
+            CheckpointError: If the keys are of another family or of none,
+                or do not fit ``arch``.
+        """
+        found = cls.identify_arch(original)
+        if found is None:
+            other = identify_checkpoint(original)
+            raise CheckpointError(
+                f'{source} is not a {cls.__name__} checkpoint: ' +
+                (f'it looks like {other}' if other else
+                 f'its keys match no known layout (first keys: '
+                 f'{list(original)[:5]})'))
+        if arch is not None:
+            with torch.device('meta'):
+                model = cls(arch=arch, **(build_cfg or {}))
+            report = compare_state_dict(model.state_dict(), converted,
+                                        model.tolerated_missing_keys(),
+                                        model.tolerated_unexpected_keys())
+            check_key_report(
+                report, f'{cls.__name__}(arch={arch!r})', source,
+                identify=lambda: _describe(cls, found),
+                hint='converted for another arch?')
+        return found
 
     # ------------------------------------------------------------------
     # freezing and train mode
@@ -376,6 +590,52 @@ class DenseBackbone(BaseModule):
         :attr:`min_input_size`) gives ``ceil(H / stride) x ceil(W /
         stride)`` maps."""
 
+    def batch_norm_stride(self) -> Optional[int]:
+        """The largest stride at which a batch norm of this backbone runs
+        (None if none can ever see a single value per channel): in training
+        mode a batch norm needs more than one. Defaults to the largest output
+        stride."""
+        return max(self.out_strides)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse, with a message naming the problem, an input ``forward``
+        cannot take (instead of an error from deep inside torch).
+
+        Args:
+            x (Tensor): The ``forward`` input.
+
+        Raises:
+            ValueError: If ``x`` is not an NCHW tensor with
+                :attr:`in_channels` channels and sides of at least
+                :attr:`min_input_size`, or if, in training mode, a batch norm
+                would see a single value per channel (a batch of one image
+                whose map at :meth:`batch_norm_stride` is 1x1).
+        """
+        name = type(self).__name__
+        if not torch.is_tensor(x) or x.dim() != 4:
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f'{name} expects an NCHW tensor, got {shape}')
+        B, C, H, W = (int(v) for v in x.shape)
+        if C != self.in_channels:
+            raise ValueError(
+                f'{name} expects {self.in_channels} input channels '
+                f'(in_channels), got {C} (input shape {tuple(x.shape)})')
+        m = self.min_input_size
+        if H < m or W < m:
+            raise ValueError(
+                f'{name} needs inputs of at least {m}x{m}, got {H}x{W}')
+        stride = self.batch_norm_stride() if self.training else None
+        if stride is not None and B * math.ceil(H / stride) * math.ceil(
+                W / stride) == 1 and any(
+                    isinstance(mod, _BatchNorm) and mod.training
+                    for mod in self.modules()):
+            raise ValueError(
+                f'{name} in training mode: a batch of one {H}x{W} input '
+                f'gives 1x1 maps at stride {stride}, where batch norm needs '
+                'more than one value per channel; train on a batch of 2 or '
+                f'more, on inputs larger than {stride}x{stride}, or with '
+                'norm_eval=True')
+
     @staticmethod
     def _named_outputs(specs: Sequence[Tuple[int, int]]
                        ) -> Dict[str, ShapeSpec]:
@@ -395,6 +655,22 @@ class DenseBackbone(BaseModule):
         """Trainable parameters ``forward`` does not use with the current
         settings (they get no gradient; DDP then needs
         ``find_unused_parameters=True``). Defaults to none."""
+        return ()
+
+    def tolerated_missing_keys(self) -> Tuple[str, ...]:
+        """``fnmatch`` patterns of this backbone's state-dict keys that a
+        (converted) checkpoint may legitimately lack: parts that are ours,
+        not the official network's (output norms), or only used outside
+        ``forward``. They are not counted by the strict check; a missing one
+        is logged as a warning and keeps its initialisation. Batch-norm
+        ``num_batches_tracked`` counters are always tolerated. Defaults to
+        none."""
+        return ()
+
+    def tolerated_unexpected_keys(self) -> Tuple[str, ...]:
+        """``fnmatch`` patterns of converted checkpoint keys this backbone
+        ignores with the current settings (e.g. the norm of an output it
+        does not return). Defaults to none."""
         return ()
 
     @staticmethod

@@ -357,8 +357,10 @@ class PatchConvNet(DenseBackbone):
             :meth:`attention_map`, not by :meth:`forward`). Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config; a
             ``Pretrained`` entry (alone or in a list, with an optional
-            ``prefix``) loads an official or converted checkpoint.
-            Defaults to None.
+            ``prefix``) loads an official or converted checkpoint. It must
+            hold every column weight (the output norms and the pooling block
+            may be missing, with a warning) unless the entry says
+            ``strict=False`` or ``min_loaded=<fraction>``. Defaults to None.
     """
 
     arch_zoo = {
@@ -389,6 +391,7 @@ class PatchConvNet(DenseBackbone):
                  with_attn_pool: bool = False,
                  init_cfg: InitCfg = None) -> None:
         super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
+        self.in_channels = in_channels
         embed_dims = self.embed_dims = self.arch_settings['embed_dims']
         depth = self.depth = self.arch_settings['depth']
         ls_init = self.arch_settings['layer_scale_init_value']
@@ -439,6 +442,26 @@ class PatchConvNet(DenseBackbone):
         return convert_patchconvnet(
             state_dict, with_attn_pool=self.with_attn_pool)
 
+    @classmethod
+    def identify_arch(cls, state_dict: StateDict
+                      ) -> Optional[Union[str, dict]]:
+        """Width and depth of the column from the keys."""
+        sd = convert_patchconvnet(state_dict)
+        if not {'patch_embed.proj.0.weight', 'blocks.0.dwconv.weight',
+                'blocks.0.gamma'} <= set(sd):
+            return None
+        return cls._zoo_name(
+            dict(
+                embed_dims=sd['blocks.0.gamma'].shape[0],
+                depth=1 + max(
+                    int(k.split('.')[1]) for k in sd
+                    if re.match(r'blocks\.\d+\.', k))))
+
+    def tolerated_missing_keys(self) -> Tuple[str, ...]:
+        """The output norms (ours, not in official checkpoints) and the
+        pooling block (classification and visualisation only)."""
+        return ('out_norms.*', 'attn_pool.*')
+
     @property
     def num_stages(self) -> int:
         return self.arch_settings['depth']
@@ -476,14 +499,8 @@ class PatchConvNet(DenseBackbone):
     # forward
     # ------------------------------------------------------------------
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(
-                f'expected an NCHW input, got shape {tuple(x.shape)}')
+        self.check_input(x)
         H, W = x.shape[-2:]
-        if H < self.patch_size or W < self.patch_size:
-            raise ValueError(
-                f'PatchConvNet needs inputs of at least {self.patch_size}x'
-                f'{self.patch_size}, got {H}x{W}')
         pad_h = -H % self.patch_size
         pad_w = -W % self.patch_size
         if pad_h or pad_w:

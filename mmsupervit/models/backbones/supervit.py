@@ -16,6 +16,7 @@ class token's attention). This module re-implements both official variants
   training to dense inputs.
 """
 import math
+import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -339,7 +340,10 @@ class SuperViT(DenseBackbone):
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
         init_cfg (dict | list[dict], optional): A ``Pretrained`` entry
             (``checkpoint``, optional ``prefix``) loads an official or
-            converted checkpoint. Defaults to None.
+            converted checkpoint; it must hold every weight of the backbone
+            and no other (heads are dropped by the conversion) unless the
+            entry says ``strict=False`` or ``min_loaded=<fraction>``.
+            Defaults to None.
     """
 
     arch_zoo = {'deit-s': _DEIT_S, 'lvvit-s': _LVVIT_S}
@@ -366,6 +370,7 @@ class SuperViT(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: InitCfg = None) -> None:
         super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
+        self.in_channels = in_channels
         s = self.arch_settings
         self.embed_dims = s['embed_dims']
         self.depth = s['depth']
@@ -482,6 +487,27 @@ class SuperViT(DenseBackbone):
 
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         return convert_supervit(state_dict)
+
+    @classmethod
+    def identify_arch(cls, state_dict: StateDict
+                      ) -> Optional[Union[str, dict]]:
+        """Width, depth, stem, MLP ratio and qkv bias from the keys (the
+        number of heads is not visible in the shapes)."""
+        sd = convert_supervit(state_dict)
+        if not {'cls_token', 'pos_embed_list.0', 'blocks.0.attn.qkv.weight',
+                'blocks.0.mlp.fc1.weight'} <= set(sd):
+            return None
+        embed_dims = sd['cls_token'].shape[-1]
+        return cls._zoo_name(
+            dict(
+                embed_dims=embed_dims,
+                depth=1 + max(
+                    int(k.split('.')[1]) for k in sd
+                    if re.match(r'blocks\.\d+\.', k)),
+                mlp_ratio=sd['blocks.0.mlp.fc1.weight'].shape[0] /
+                embed_dims,
+                qkv_bias='blocks.0.attn.qkv.bias' in sd,
+                stem='conv' if 'patch_embed.conv1.weight' in sd else 'patch'))
 
     @property
     def num_stages(self) -> int:
@@ -656,7 +682,7 @@ class SuperViT(DenseBackbone):
         if resize_input:
             x = F.interpolate(
                 x, (size, size), mode='bilinear', align_corners=True)
-        self._check_input_size(x)
+        self.check_input(x)
         out = self._trunk(x, size, rate, (), record=True)
         return dict(
             patch_embed=out['stem'],
@@ -669,15 +695,11 @@ class SuperViT(DenseBackbone):
     # ------------------------------------------------------------------
     # dense forward
     # ------------------------------------------------------------------
-    def _check_input_size(self, x: torch.Tensor) -> None:
-        if x.dim() != 4:
-            raise ValueError(
-                f'expected an NCHW input, got shape {tuple(x.shape)}')
-        H, W = x.shape[-2:]
-        if H < self.patch_size or W < self.patch_size:
-            raise ValueError(
-                f'input {H}x{W} is smaller than one {self.patch_size}x'
-                f'{self.patch_size} patch')
+    def batch_norm_stride(self) -> Optional[int]:
+        """None: the only batch norms (LV-ViT stem) run at stride 2 on the
+        trunk input padded to at least 16x16, so they always see 8x8
+        values or more."""
+        return None
 
     def _budget(self) -> Tuple[float, float]:
         keep_rate, input_scale = self.keep_rate, self.input_scale
@@ -734,7 +756,7 @@ class SuperViT(DenseBackbone):
             input (output pixel (i, j) <-> input [16i, 16i+16) x [16j,
             16j+16)).
         """
-        self._check_input_size(x)
+        self.check_input(x)
         keep_rate, input_scale = self._budget()
         H, W = (int(v) for v in x.shape[-2:])
         trunk_in = x

@@ -10,12 +10,22 @@ same way for all three backbones:
   corrupt *downloaded* cache entry so the next run downloads it again.
 * :func:`unwrap_state_dict` takes the weights out of the wrapper the official
   training scripts write (``model``, ``state_dict``, ``state_dict_ema``).
-* :func:`load_state_dict_checked` loads with shape checks that name the key and
-  both shapes, and logs missing/unexpected keys.
+* :func:`compare_state_dict` / :func:`check_key_report` decide whether a
+  converted state dict fits a model: shapes must agree (the error names the
+  key and both shapes) and, unless ``strict=False``, enough of the weights
+  the model needs must be there (``min_loaded``, default all of them) and
+  nothing else. Keys a backbone declares optional are never counted. A
+  wrong-architecture checkpoint thus fails with a message that says what it
+  looks like instead of leaving the model randomly initialised.
+* :func:`load_state_dict_checked` checks, loads, and logs what was left out.
 """
+import logging
+import math
 import os
 import os.path as osp
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from fnmatch import fnmatchcase
+from typing import (Callable, Dict, Iterable, List, NamedTuple, Optional,
+                    Sequence, Tuple)
 from urllib.parse import urlparse
 
 import torch
@@ -119,67 +129,311 @@ def unwrap_state_dict(
     }
 
 
-def load_state_dict_checked(module: nn.Module,
-                            state_dict: StateDict,
-                            strict: bool = False,
-                            logger: str = 'current',
-                            source: str = 'checkpoint'
-                            ) -> Tuple[List[str], List[str]]:
-    """Load a converted state dict, failing on the first shape mismatch.
+#: Keys no checkpoint has to hold and that are never reported: batch-norm
+#: step counters (torch adds them; older checkpoints and some official ones
+#: lack them, and they only matter for cumulative-average momentum).
+COUNTER_KEYS: Tuple[str, ...] = ('*num_batches_tracked', )
+
+#: How many keys of each kind an error message lists.
+_FIRST = 5
+
+
+def _matches(key: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatchcase(key, p) for p in patterns)
+
+
+def _percent(fraction: float) -> str:
+    # rounded down: 99.99% must not read as 100%
+    return f'{math.floor(fraction * 1000) / 10}%'
+
+
+def _first(keys: Sequence[str]) -> str:
+    more = f' ... (+{len(keys) - _FIRST})' if len(keys) > _FIRST else ''
+    return f'{list(keys[:_FIRST])}{more}'
+
+
+class KeyReport(NamedTuple):
+    """How a state dict fits a module (see :func:`compare_state_dict`).
+
+    Attributes:
+        matched (list[str]): Keys in both, with the same shape.
+        missing (list[str]): Required keys of the module the state dict
+            lacks.
+        unexpected (list[str]): Keys of the state dict the module lacks and
+            does not tolerate.
+        mismatched (list[tuple]): ``(key, checkpoint shape, model shape)``.
+        tolerated_missing (list[str]): Missing keys the module declares
+            optional (batch-norm counters not included).
+        tolerated_unexpected (list[str]): Extra keys the module declares
+            ignorable.
+        required_numel (int): Elements of the module's required (not
+            tolerated) tensors.
+        loaded_numel (int): How many of them the state dict fills (same key
+            and shape).
+    """
+    matched: List[str]
+    missing: List[str]
+    unexpected: List[str]
+    mismatched: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]]
+    tolerated_missing: List[str]
+    tolerated_unexpected: List[str]
+    required_numel: int
+    loaded_numel: int
+
+    @property
+    def loaded_fraction(self) -> float:
+        """``loaded_numel / required_numel``; 1.0 when nothing is
+        required."""
+        if not self.required_numel:
+            return 1.0
+        return self.loaded_numel / self.required_numel
+
+    def summary(self) -> str:
+        """Counts and the first few keys of each kind, for messages."""
+        parts = [f'{len(self.matched)} keys match']
+        if self.missing:
+            parts.append(f'{len(self.missing)} missing {_first(self.missing)}')
+        if self.unexpected:
+            parts.append(f'{len(self.unexpected)} unexpected '
+                         f'{_first(self.unexpected)}')
+        if self.mismatched:
+            parts.append(f'{len(self.mismatched)} with another shape '
+                         f'{_first([k for k, _, _ in self.mismatched])}')
+        if self.tolerated_missing:
+            parts.append(f'{len(self.tolerated_missing)} optional ones '
+                         f'missing {_first(self.tolerated_missing)}')
+        return '; '.join(parts)
+
+
+def compare_state_dict(own: StateDict,
+                       state_dict: StateDict,
+                       tolerated_missing: Sequence[str] = (),
+                       tolerated_unexpected: Sequence[str] = ()
+                       ) -> KeyReport:
+    """Compare a (converted) state dict with a module's, without loading.
+
+    Args:
+        own (dict): The module's ``state_dict()`` (tensors may be on the
+            ``meta`` device: only names and shapes are read).
+        state_dict (dict): The weights to compare.
+        tolerated_missing (Sequence[str]): ``fnmatch`` patterns of the
+            module's keys a state dict may lack; they are never counted.
+            :data:`COUNTER_KEYS` are always tolerated. Defaults to ().
+        tolerated_unexpected (Sequence[str]): Patterns of extra keys that
+            are ignored without complaint. Defaults to ().
+
+    Returns:
+        KeyReport: What matches, what is missing, extra or of another shape.
+    """
+    matched, missing, tol_missing, mismatched = [], [], [], []
+    required = loaded = 0
+    for key, value in own.items():
+        optional = _matches(key, COUNTER_KEYS) or _matches(
+            key, tolerated_missing)
+        if not optional:
+            required += value.numel()
+        if key not in state_dict:
+            if not optional:
+                missing.append(key)
+            elif not _matches(key, COUNTER_KEYS):
+                tol_missing.append(key)
+        elif state_dict[key].shape != value.shape:
+            mismatched.append((key, tuple(state_dict[key].shape),
+                               tuple(value.shape)))
+        else:
+            matched.append(key)
+            if not optional:
+                loaded += value.numel()
+    extra = [k for k in state_dict if k not in own]
+    tolerated = tuple(tolerated_unexpected) + COUNTER_KEYS
+    return KeyReport(
+        matched=matched,
+        missing=missing,
+        unexpected=[k for k in extra if not _matches(k, tolerated)],
+        mismatched=mismatched,
+        tolerated_missing=tol_missing,
+        tolerated_unexpected=[k for k in extra if _matches(k, tolerated)],
+        required_numel=required,
+        loaded_numel=loaded)
+
+
+def check_key_report(report: KeyReport,
+                     target: str,
+                     source: str = 'checkpoint',
+                     strict: bool = True,
+                     min_loaded: float = 1.0,
+                     identify: Optional[Callable[[], Optional[str]]] = None,
+                     hint: str = 'strict=False in the Pretrained init_cfg '
+                     'loads it anyway') -> None:
+    """Raise if a state dict does not fit well enough.
+
+    Args:
+        report (KeyReport): From :func:`compare_state_dict`.
+        target (str): What it is loaded into, for messages (e.g.
+            ``'AlterNet'``).
+        source (str): Name of the state dict in messages. Defaults to
+            ``'checkpoint'``.
+        strict (bool): Fail when less than ``min_loaded`` of the required
+            weights would load or when there are unexpected keys; with False
+            only a shape mismatch fails. Defaults to True.
+        min_loaded (float): Required fraction, in (0, 1], of the required
+            weights' elements. Defaults to 1.0 (every required key).
+        identify (callable, optional): Returns what the state dict looks
+            like (e.g. ``"an AlterNet checkpoint (arch='50')"``) or None;
+            only called when the check fails. Defaults to None.
+        hint (str): How to load anyway, appended to the message of a
+            ``strict`` failure. Defaults to a ``strict=False`` hint.
+
+    Raises:
+        CheckpointError: On a shape mismatch (naming the key and both
+            shapes), or with ``strict`` on too few loaded weights or
+            unexpected keys. The message gives the matched, missing and
+            unexpected counts with the first keys of each, and what the
+            checkpoint looks like.
+    """
+    if not 0 < min_loaded <= 1:
+        raise ValueError(f'min_loaded must be in (0, 1], got {min_loaded!r}')
+    too_few = strict and report.loaded_fraction < min_loaded
+    if not (report.mismatched or too_few or (strict and report.unexpected)):
+        return
+    if report.mismatched:
+        key, theirs, ours = report.mismatched[0]
+        problem = (f'key {key!r} has shape {theirs} in the checkpoint but '
+                   f'{ours} in the model (wrong arch or wrong checkpoint?)')
+    elif too_few:
+        problem = (f'it would fill {report.loaded_numel:,} of the '
+                   f'{report.required_numel:,} required weight elements '
+                   f'({_percent(report.loaded_fraction)}, min_loaded='
+                   f'{min_loaded})')
+    else:
+        problem = (f'the checkpoint has {len(report.unexpected)} keys the '
+                   'model does not have')
+    looks_like = identify() if identify is not None else None
+    looks_like = (f'This looks like {looks_like}.' if looks_like else
+                  'Its architecture is not recognised from its keys.')
+    hint = '' if report.mismatched or not hint else f' ({hint})'
+    raise CheckpointError(f'{source} does not fit {target}: {problem}. '
+                          f'{looks_like} Keys: {report.summary()}.{hint}')
+
+
+def load_state_dict_checked(
+        module: nn.Module,
+        state_dict: StateDict,
+        strict: bool = True,
+        min_loaded: float = 1.0,
+        tolerated_missing: Sequence[str] = (),
+        tolerated_unexpected: Sequence[str] = (),
+        identify: Optional[Callable[[], Optional[str]]] = None,
+        logger: str = 'current',
+        source: str = 'checkpoint') -> Tuple[List[str], List[str]]:
+    """Load a converted state dict after checking that it fits.
+
+    Nothing is loaded when the check fails (:func:`check_key_report`).
+    Missing keys that are loaded around (tolerated ones, or required ones
+    above ``min_loaded``, or any with ``strict=False``) are logged as
+    warnings; tolerated extra keys at INFO level.
 
     Args:
         module (nn.Module): The model to load into.
         state_dict (dict): Already converted to ``module``'s key names.
-        strict (bool): Also fail on missing or unexpected keys.
-            Defaults to False (they are logged).
+        strict (bool): See :func:`check_key_report`. Defaults to True.
+        min_loaded (float): See :func:`check_key_report`. Defaults to 1.0.
+        tolerated_missing (Sequence[str]): See :func:`compare_state_dict`.
+            Defaults to ().
+        tolerated_unexpected (Sequence[str]): See
+            :func:`compare_state_dict`. Defaults to ().
+        identify (callable, optional): See :func:`check_key_report`.
+            Defaults to None.
         logger (str): mmengine logger name. Defaults to ``'current'``.
         source (str): Name used in messages. Defaults to ``'checkpoint'``.
 
     Returns:
-        tuple[list[str], list[str]]: Missing and unexpected keys.
+        tuple[list[str], list[str]]: Missing and unexpected keys (tolerated
+        ones included).
 
     Raises:
-        CheckpointError: On a shape mismatch (naming the key and both shapes)
-            or, with ``strict=True``, on missing/unexpected keys.
+        CheckpointError: See :func:`check_key_report`.
     """
     own = module.state_dict()
-    for key, value in state_dict.items():
-        if key in own and own[key].shape != value.shape:
-            raise CheckpointError(
-                f'{source} does not fit {type(module).__name__}: key '
-                f'{key!r} has shape {tuple(value.shape)} in the checkpoint '
-                f'but {tuple(own[key].shape)} in the model (wrong arch or '
-                'wrong checkpoint?)')
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    if strict and (missing or unexpected):
-        raise CheckpointError(
-            f'{source} does not fit {type(module).__name__}: '
-            f'missing keys {missing[:10]}{"..." if len(missing) > 10 else ""}'
-            f', unexpected keys {unexpected[:10]}'
-            f'{"..." if len(unexpected) > 10 else ""}')
+    report = compare_state_dict(own, state_dict, tolerated_missing,
+                                tolerated_unexpected)
+    check_key_report(report, type(module).__name__, source, strict,
+                     min_loaded, identify)
     module.load_state_dict(state_dict, strict=False)
-    if missing:
+    if report.missing:
         print_log(
-            f'{source}: missing keys (left at their initialisation): '
-            f'{missing}', logger=logger)
-    if unexpected:
-        print_log(f'{source}: unexpected keys (ignored): {unexpected}',
-                  logger=logger)
-    return missing, unexpected
+            f'{source}: {len(report.missing)} required keys missing '
+            f'({_percent(report.loaded_fraction)} of the required weights '
+            f'loaded), left at their initialisation: {report.missing}',
+            logger=logger, level=logging.WARNING)
+    if report.tolerated_missing:
+        print_log(
+            f'{source}: optional keys missing, left at their '
+            f'initialisation: {report.tolerated_missing}',
+            logger=logger, level=logging.WARNING)
+    if report.unexpected:
+        print_log(f'{source}: unexpected keys (ignored): {report.unexpected}',
+                  logger=logger, level=logging.WARNING)
+    if report.tolerated_unexpected:
+        print_log(f'{source}: keys this model does not use (ignored): '
+                  f'{report.tolerated_unexpected}', logger=logger)
+    missing = [k for k in own if k not in state_dict]
+    return missing, report.unexpected + report.tolerated_unexpected
 
 
-def load_pretrained(module: nn.Module,
-                    checkpoint: str,
-                    convert: Optional[Callable[[StateDict], StateDict]],
+def read_state_dict(checkpoint: str,
                     prefix: Optional[str] = None,
                     map_location: str = 'cpu',
-                    logger: str = 'current') -> Tuple[List[str], List[str]]:
+                    logger: str = 'current') -> StateDict:
+    """Read, unwrap and (with ``prefix``) cut a checkpoint's state dict.
+
+    Args:
+        checkpoint (str): Path or URL.
+        prefix (str, optional): Keep only keys starting with it, stripped
+            (e.g. ``'backbone.'`` for a whole detector). Defaults to None.
+        map_location (str): Defaults to ``'cpu'``.
+        logger (str): Defaults to ``'current'``.
+
+    Returns:
+        dict: The weights.
+
+    Raises:
+        CheckpointError: If no key starts with ``prefix``.
+    """
+    state_dict = unwrap_state_dict(
+        load_checkpoint_file(checkpoint, map_location, logger))
+    if prefix:
+        if not prefix.endswith('.'):
+            prefix += '.'
+        tops = sorted({k.split('.')[0] + '.' for k in state_dict})
+        state_dict = {
+            k[len(prefix):]: v
+            for k, v in state_dict.items() if k.startswith(prefix)
+        }
+        if not state_dict:
+            raise CheckpointError(
+                f'no key of {checkpoint!r} starts with prefix {prefix!r}; '
+                f'its keys start with {_first(tops)}')
+    return state_dict
+
+
+def load_pretrained(
+    module: nn.Module,
+    checkpoint: str,
+    convert: Optional[Callable[[StateDict], StateDict]],
+    prefix: Optional[str] = None,
+    map_location: str = 'cpu',
+    logger: str = 'current',
+    strict: bool = True,
+    min_loaded: float = 1.0,
+    tolerated_missing: Sequence[str] = (),
+    tolerated_unexpected: Sequence[str] = (),
+    identify: Optional[Callable[[StateDict], Optional[str]]] = None
+) -> Tuple[List[str], List[str]]:
     """``init_cfg=dict(type='Pretrained', ...)`` for our backbones.
 
-    Reads ``checkpoint``, unwraps it, keeps only the keys under ``prefix``
-    (e.g. ``'backbone.'`` for a checkpoint of a whole detector) and, when the
-    keys are in the official layout, converts them with ``convert``.
+    Reads ``checkpoint`` (:func:`read_state_dict`), converts it with
+    ``convert`` and loads it with :func:`load_state_dict_checked`.
 
     Args:
         module (nn.Module): The backbone.
@@ -190,25 +444,29 @@ def load_pretrained(module: nn.Module,
             Defaults to None.
         map_location (str): Defaults to ``'cpu'``.
         logger (str): Defaults to ``'current'``.
+        strict (bool): See :func:`check_key_report`. Defaults to True.
+        min_loaded (float): See :func:`check_key_report`. Defaults to 1.0.
+        tolerated_missing (Sequence[str]): See :func:`compare_state_dict`.
+            Defaults to ().
+        tolerated_unexpected (Sequence[str]): See
+            :func:`compare_state_dict`. Defaults to ().
+        identify (callable, optional): Describes the state dict as read
+            (before conversion) for error messages. Defaults to None.
 
     Returns:
         tuple[list[str], list[str]]: Missing and unexpected keys.
     """
-    ckpt = load_checkpoint_file(checkpoint, map_location, logger)
-    state_dict = unwrap_state_dict(ckpt)
-    if prefix:
-        if not prefix.endswith('.'):
-            prefix += '.'
-        state_dict = {
-            k[len(prefix):]: v
-            for k, v in state_dict.items() if k.startswith(prefix)
-        }
-        if not state_dict:
-            raise CheckpointError(
-                f'no key of {checkpoint!r} starts with prefix {prefix!r}')
-    if convert is not None:
-        state_dict = convert(state_dict)
+    state_dict = read_state_dict(checkpoint, prefix, map_location, logger)
+    converted = convert(state_dict) if convert is not None else state_dict
     print_log(f'load pretrained {type(module).__name__} from {checkpoint}',
               logger=logger)
     return load_state_dict_checked(
-        module, state_dict, logger=logger, source=f'checkpoint {checkpoint!r}')
+        module,
+        converted,
+        strict=strict,
+        min_loaded=min_loaded,
+        tolerated_missing=tolerated_missing,
+        tolerated_unexpected=tolerated_unexpected,
+        identify=None if identify is None else lambda: identify(state_dict),
+        logger=logger,
+        source=f'checkpoint {checkpoint!r}')

@@ -446,7 +446,7 @@ def test_bad_keep_rate(rate):
 
 def test_other_misuse():
     model = SuperViT(arch=SMALL['deit'])
-    with pytest.raises(ValueError, match='smaller than one 16x16 patch'):
+    with pytest.raises(ValueError, match='at least 16x16, got 15x64'):
         model(torch.randn(1, 3, 15, 64))
     with pytest.raises(ValueError, match="stem must be 'patch' or 'conv'"):
         SuperViT(arch=dict(base='deit-s', stem='conv7'))

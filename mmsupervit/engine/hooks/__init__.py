@@ -1,0 +1,3 @@
+from .checkpoint_check_hook import CheckpointCheckHook, check_model_checkpoint
+
+__all__ = ['CheckpointCheckHook', 'check_model_checkpoint']
