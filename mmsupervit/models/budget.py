@@ -1,8 +1,7 @@
 """SuperViT budget training for dense prediction (mmseg and mmdet).
 
-SuperViT's point is one model for many compute budgets. The official training
-step (lmbxmu/SuperViT, ``deit/engine.py``; ``main_lvvit.py`` repeats it for
-LV-ViT) does, for every batch:
+SuperViT's point is one model for many compute budgets. The official DeiT
+training step (lmbxmu/SuperViT, ``deit/engine.py``) does, for every batch:
 
 * ``get_training_sub_network`` (engine.py L22-31): four sub-networks,
   ``(224, keep 1)``, ``(224, r)``, ``(s, keep 1)``, ``(s, r')`` with
@@ -14,9 +13,15 @@ LV-ViT) does, for every batch:
   sub-network of the same size (L55, L70-78): ``KL(teacher || student)``,
   summed over classes, averaged over the batch, temperature 1, every term
   weighted 1;
-* each term is back-propagated on its own (``NativeScaler_No_Step``,
-  ``utils.py`` L303-316, called at engine.py L91) and the accumulated
-  gradients make one optimizer step (engine.py L94-95).
+* each term is computed under ``torch.cuda.amp.autocast`` (L68) and
+  back-propagated on its own (``NativeScaler_No_Step``, ``utils.py``
+  L303-316, called at engine.py L91); the accumulated gradients make one
+  optimizer step (engine.py L94-95).
+
+The LV-ViT script (``main_lvvit.py`` L664-673, L716, L758-790) samples the
+same four sub-networks but refreshes the distillation target only at the
+first one (L763-770), so there ``(s, r')`` is distilled towards ``(224, 1)``;
+we follow the DeiT engine (same-size teacher) for both trunks.
 
 Here the same four sub-networks run on every batch, with the input scale
 ``s`` in ``{128, 160, 192} / 224`` mapped to the backbone's ``input_scale``
