@@ -21,7 +21,8 @@ from mmsupervit.models.budget import (OFFICIAL_INPUT_SCALES,
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFGS = {
-    'seg': 'configs/demo/supervit-tiny_budget_upernet_1xb4-300i_demo-128x128.py',
+    'seg':
+    'configs/demo/supervit-tiny_budget_upernet_1xb4-300i_demo-128x128.py',
     'det': 'configs/demo/mask-rcnn_supervit-tiny_budget_fpn_300i_demo.py',
 }
 SEG_TERMS = {'decode.loss_ce', 'decode.acc_seg', 'aux.loss_ce', 'aux.acc_seg'}

@@ -335,7 +335,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     table = markdown_table(rows, metric, header)
     with open(osp.join(out_dir, 'budget_sweep.md'), 'w') as f:
         f.write(table)
-    plot(rows, metric, f'{osp.basename(args.config)}\n{osp.basename(args.checkpoint)}',
+    title = f'{osp.basename(args.config)}\n{osp.basename(args.checkpoint)}'
+    plot(rows, metric, title,
          f'GFLOPs ({dense.part}, {size[0]}x{size[1]})',
          osp.join(out_dir, 'budget_sweep.png'))
     print()
