@@ -238,10 +238,12 @@ def plot(rows: List[Dict], metric: str, title: str, xlabel: str,
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.scatter([r['gflops'] for r in rows], [r[metric] for r in rows],
                color='tab:blue', zorder=2, label='budget')
-    for r in rows:
+    # labels alternate above/below along the FLOPs axis: neighbours are
+    # often only a little apart
+    for i, r in enumerate(sorted(rows, key=lambda r: r['gflops'])):
         ax.annotate(f"k{r['keep_rate']:g} s{r['input_scale']:g}",
                     (r['gflops'], r[metric]), textcoords='offset points',
-                    xytext=(4, 4), fontsize=7)
+                    xytext=(4, 6 if i % 2 == 0 else -12), fontsize=7)
     front = pareto_front(rows, metric)
     ax.plot([r['gflops'] for r in front], [r[metric] for r in front],
             color='tab:orange', zorder=1, label='Pareto front')
