@@ -221,10 +221,10 @@ def markdown_table(rows: List[Dict], metric: str, header: str) -> str:
              '| vs keep 1 / scale 1 | Pareto |',
              '|---:|---:|---:|---:|---:|---:|:---:|']
     for r in rows:
-        delta = '' if ref is None else f'{r[metric] - ref[metric]:+.2f}'
+        delta = '' if ref is None else f'{r[metric] - ref[metric]:+.3f}'
         lines.append(
             f"| {r['keep_rate']:g} | {r['input_scale']:g} | "
-            f"{r['gflops']:.3f} | {r['latency_ms']:.1f} | {r[metric]:.2f} | "
+            f"{r['gflops']:.3f} | {r['latency_ms']:.1f} | {r[metric]:.3f} | "
             f"{delta} | {'*' if id(r) in on_front else ''} |")
     return '\n'.join(lines) + '\n'
 
