@@ -207,8 +207,9 @@ class AttentionPool(nn.Module):
 
         Returns:
             tuple[Tensor, Tensor]: The class token after the block, before
-            the final norm (B, 1, C), and the attention weights of the class query
-            over ``[cls] + patches`` in row-major order (B, heads, 1 + H*W).
+            the final norm (B, 1, C), and the attention weights of the class
+            query over ``[cls] + patches`` in row-major order
+            (B, heads, 1 + H*W).
         """
         patches = x.flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
