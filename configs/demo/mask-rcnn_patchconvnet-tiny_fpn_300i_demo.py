@@ -23,6 +23,11 @@ model = dict(
         # from scratch: a layer scale of 0.1 instead of the official 1e-6
         # lets the residual blocks contribute from the first iterations
         arch=dict(embed_dims=embed_dims, depth=6, layer_scale_init_value=0.1),
+        # this project's multi-depth extension (blocks 0, 2, 3, 5, each with
+        # a new output norm), one map per ColumnPyramidNeck level; the
+        # paper's single-map variant is
+        # mask-rcnn_patchconvnet-tiny_simple-pyramid_300i_demo.py
+        multi_depth=True,
         drop_path_rate=0.0),
     neck=[
         dict(

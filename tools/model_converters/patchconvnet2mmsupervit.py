@@ -11,8 +11,11 @@ as ``https://dl.fbaipublicfiles.com/deit/s60_224_1k.pth``. DST receives
 ``mmsupervit.PatchConvNet``, converted by the same function the ``init_cfg``
 load path uses (:func:`mmsupervit.models.backbones.patchconvnet.
 convert_patchconvnet`). The classification head is always dropped; the
-class-attention pooling block is kept only with ``--with-attn-pool`` (for a
-backbone built with ``with_attn_pool=True``).
+official final norm is kept as ``norm.*`` (the default backbone applies it to
+its output); the class-attention pooling block is kept only with
+``--with-attn-pool`` (for a backbone built with ``with_attn_pool=True``).
+The result loads strictly into the default backbone; the ``init_cfg`` path
+also fits it to ``multi_depth=True`` backbones (it drops ``norm.*`` there).
 
 A file that is not a PatchConvNet checkpoint (another family, a whole
 segmentor/detector, unknown keys) is refused with a message that says what
@@ -43,7 +46,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--with-attn-pool',
         action='store_true',
         help='keep the class-attention pooling block (cls_token, '
-        'blocks_token_only, final norm) as attn_pool.*')
+        'blocks_token_only) as attn_pool.*')
     parser.add_argument(
         '--arch',
         choices=PatchConvNet.arch_names(),

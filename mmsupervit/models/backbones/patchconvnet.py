@@ -4,10 +4,12 @@ attention-based aggregation", 2021) as a dense-prediction backbone.
 The network is a convolutional stem of stride 16 followed by a column of
 identical residual blocks (layer norm over channels, 1x1 conv, depth-wise 3x3
 conv, squeeze-excitation, 1x1 conv, layer scale). For classification the
-official model pools the column with one class-attention block; dense heads
-read the column directly, so that block is optional here (``with_attn_pool``)
-and only used for :meth:`PatchConvNet.pooled_features` and
-:meth:`PatchConvNet.attention_map`.
+official model pools the column with one class-attention block and a final
+layer norm. Dense heads read the column directly: by default the last
+block's output with that final norm (the paper's single map, for a pyramid
+neck), or, as this project's extension, several depths with new norms. The
+pooling block is optional here (``with_attn_pool``) and only used for
+:meth:`PatchConvNet.pooled_features` and :meth:`PatchConvNet.attention_map`.
 
 Everything runs on NCHW maps, so inputs of any height and width work (the
 official code only accepts square inputs because it turns its token sequence
@@ -19,40 +21,17 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from timm.layers import DropPath, LayerNorm2d, Mlp, trunc_normal_
 
 from mmsupervit.models.utils.checkpoint import StateDict
 from mmsupervit.models.utils.init import init_linear_and_norm
+from mmsupervit.models.utils.norm import LN_EPS, build_channel_norm
 from mmsupervit.registry import MODELS
 from .base import DenseBackbone, InitCfg, ShapeSpec, StageMember
 
 # LayerNorm epsilon of every official variant (``partial(nn.LayerNorm,
 # eps=1e-6)`` in the official constructors).
-_LN_EPS = 1e-6
-
-
-def _build_out_norm(norm_cfg: dict, channels: int) -> nn.Module:
-    """A norm that works on NCHW maps.
-
-    ``LN``/``LN2d`` give a layer norm over the channels of each position
-    (mmcv's ``LN`` would normalise the last, spatial, axis); any other type
-    goes to mmcv's ``build_norm_layer`` (``BN``, ``SyncBN``, ``GN``, ...).
-    """
-    cfg = dict(norm_cfg)
-    norm_type = cfg.pop('type', None)
-    if norm_type in ('LN', 'LN2d'):
-        eps = cfg.pop('eps', _LN_EPS)
-        requires_grad = cfg.pop('requires_grad', True)
-        if cfg:
-            raise TypeError(
-                f'unexpected keys {sorted(cfg)} in norm_cfg of type '
-                f'{norm_type!r} (allowed: eps, requires_grad)')
-        norm = LayerNorm2d(channels, eps=eps)
-        for param in norm.parameters():
-            param.requires_grad = requires_grad
-        return norm
-    return build_norm_layer(norm_cfg, channels)[1]
+_LN_EPS = LN_EPS
 
 
 class ConvStem(nn.Module):
@@ -195,11 +174,11 @@ class ClassAttention(nn.Module):
 
 
 class AttentionPool(nn.Module):
-    """The official class-attention pooling block plus the final norm.
+    """The official class-attention pooling block.
 
     ``cls = cls + gamma_1 * attn(norm1(cat(cls, x)))``, then
-    ``cls = cls + gamma_2 * mlp(norm2(cls))`` (MLP ratio 3); ``norm`` is the
-    official final layer norm.
+    ``cls = cls + gamma_2 * mlp(norm2(cls))`` (MLP ratio 3). The official
+    final layer norm that follows it is :attr:`PatchConvNet.norm`.
 
     Args:
         embed_dims (int): Channels.
@@ -222,15 +201,15 @@ class AttentionPool(nn.Module):
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
         self.gamma_2 = nn.Parameter(
             torch.full((embed_dims, ), float(layer_scale_init_value)))
-        self.norm = nn.LayerNorm(embed_dims, eps=_LN_EPS)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Pool a column map (B, C, H, W).
 
         Returns:
             tuple[Tensor, Tensor]: The class token after the block, before
-            ``norm`` (B, 1, C), and the attention weights of the class query
-            over ``[cls] + patches`` in row-major order (B, heads, 1 + H*W).
+            the final norm (B, 1, C), and the attention weights of the class
+            query over ``[cls] + patches`` in row-major order
+            (B, heads, 1 + H*W).
         """
         patches = x.flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
@@ -245,19 +224,23 @@ _ATTN_POOL_PREFIX = 'attn_pool.'
 
 
 def convert_patchconvnet(state_dict: StateDict,
-                         with_attn_pool: bool = False) -> StateDict:
+                         with_attn_pool: bool = False,
+                         with_norm: bool = True) -> StateDict:
     """Convert an official PatchConvNet state dict to this backbone's keys.
 
     The classification ``head`` is dropped. The class-attention pooling
-    weights (``cls_token``, ``blocks_token_only.0.*``, final ``norm.*``) go to
-    ``attn_pool.*`` when ``with_attn_pool`` is True and are dropped otherwise.
-    Keys already in our layout pass through unchanged (so converting twice is
-    harmless), as do unknown keys (the loader reports them).
+    weights (``cls_token``, ``blocks_token_only.0.*``) go to ``attn_pool.*``
+    when ``with_attn_pool`` is True and are dropped otherwise. The official
+    final layer norm ``norm.*`` keeps its name when ``with_norm`` is True and
+    is dropped otherwise. Keys already in our layout pass through unchanged
+    (so converting twice is harmless), as do unknown keys (the loader
+    reports them).
 
     Args:
         state_dict (dict): Official (``patchconvnet_models.py``) or already
             converted weights, unwrapped.
         with_attn_pool (bool): Keep the pooling block. Defaults to False.
+        with_norm (bool): Keep the final norm. Defaults to True.
 
     Returns:
         dict: Weights for :class:`PatchConvNet`.
@@ -281,8 +264,8 @@ def convert_patchconvnet(state_dict: StateDict,
             new_key = _ATTN_POOL_PREFIX + key
         elif key.startswith('blocks_token_only.0.'):
             new_key = _ATTN_POOL_PREFIX + key[len('blocks_token_only.0.'):]
-        elif key.startswith('norm.'):
-            new_key = _ATTN_POOL_PREFIX + key
+        elif key.startswith('norm.') and not with_norm:
+            new_key = None
         elif stem_re.match(key):
             new_key = stem_re.sub(r'patch_embed.proj.\1.\2', key)
         else:
@@ -305,6 +288,23 @@ def convert_patchconvnet(state_dict: StateDict,
 class PatchConvNet(DenseBackbone):
     """PatchConvNet backbone returning same-stride (16) maps from its column.
 
+    Two ways to read the column:
+
+    * Default, the paper's: the output of the last column block only,
+      normalised by the official final layer norm :attr:`norm` (in the
+      official model that norm is applied to ``cat(cls, patches)`` after
+      the class-attention block, which only updates the class token, so its
+      patch rows are exactly the last block's output, normalised per
+      position). With official weights nothing is randomly initialised.
+      A pyramid neck builds the four levels from this one map, e.g.
+      :class:`~mmsupervit.models.necks.SimplePyramidNeck`.
+    * ``multi_depth=True``, **this project's extension** (not in the paper):
+      four evenly spaced depths, each with a new output norm (``norm_cfg``,
+      randomly initialised, trained with the dense task), for a neck that
+      resamples one map per level (XCiT's recipe, which the authors point to
+      in facebookresearch/deit issue #138), e.g.
+      :class:`~mmsupervit.models.necks.ColumnPyramidNeck`.
+
     Inputs of any size at least 16x16 are padded with zeros at the right and
     bottom to a multiple of 16, so an H x W input gives
     ``ceil(H/16) x ceil(W/16)`` maps that cover the *padded* input (the last
@@ -317,9 +317,9 @@ class PatchConvNet(DenseBackbone):
     checkpoint='https://dl.fbaipublicfiles.com/deit/s60_224_1k.pth')``
     (``{'model': ...}``, ``{'state_dict': ...}`` or bare dicts; an optional
     ``prefix`` selects a sub-module of a bigger checkpoint). The conversion
-    is :func:`convert_patchconvnet`. Official checkpoints have no output
-    norms, so ``out_norms.*`` are reported as missing keys and keep their
-    initialisation (weight 1, bias 0).
+    is :func:`convert_patchconvnet`. Official checkpoints have no
+    ``multi_depth`` output norms, so ``out_norms.*`` are reported as missing
+    keys and keep their initialisation (weight 1, bias 0 for layer norms).
 
     Visualisation: with ``with_attn_pool=True`` and official weights,
     :meth:`attention_map` returns where the official class-attention pooling
@@ -335,21 +335,29 @@ class PatchConvNet(DenseBackbone):
         in_channels (int): Input channels. Defaults to 3.
         out_indices (Sequence[int], optional): Column blocks whose outputs
             are returned (negative values count from the end). Defaults to
-            None: four evenly spaced depths ending at the last block, e.g.
+            None: ``(-1, )`` (the last block), or with ``multi_depth`` four
+            evenly spaced depths ending at the last block, e.g.
             ``(14, 29, 44, 59)`` for depth 60.
-        out_norm (bool): Apply a norm (``norm_cfg``) to each output.
-            Defaults to True.
-        norm_cfg (dict): The output norm. ``LN``/``LN2d`` mean a layer norm
-            over channels; other types are built by mmcv. Defaults to
-            ``dict(type='LN2d', eps=1e-6)``.
+        multi_depth (bool): This project's multi-depth extension: four
+            default taps and a new norm per output. Defaults to False.
+        out_norm (bool): Normalise the outputs: without ``multi_depth`` the
+            last block's output gets the official final norm and other
+            blocks' outputs stay as they are (the official model has no norm
+            there); with ``multi_depth`` every output gets a new
+            ``norm_cfg`` norm. Defaults to True.
+        norm_cfg (dict, optional): The ``multi_depth`` output norms.
+            ``LN``/``LN2d`` mean a layer norm over channels; other types are
+            built by mmcv. Only valid with ``multi_depth=True``. Defaults to
+            None: ``dict(type='LN2d', eps=1e-6)``.
         drop_path_rate (float): Stochastic depth rate. As in the official
             code (``dpr_constant=True``) every block gets this same rate
             (no linear ramp). Defaults to 0.
         frozen_stages (int): -1 freezes nothing, 0 the stem, ``i > 0`` the
-            stem and column blocks ``0 .. i-1`` (eval mode, no gradients).
-            Defaults to -1.
-        norm_eval (bool): Keep batch-norm layers (only possible in the output
-            norms) in eval mode during training. Defaults to False.
+            stem and column blocks ``0 .. i-1`` (eval mode, no gradients);
+            freezing every block also freezes the final norm. Defaults to -1.
+        norm_eval (bool): Keep batch-norm layers (only possible in the
+            ``multi_depth`` output norms) in eval mode during training.
+            Defaults to False.
         with_cp (bool): Gradient checkpointing per column block (saves
             activation memory, costs one more forward). Defaults to False.
         with_attn_pool (bool): Build the official class-attention pooling
@@ -382,8 +390,9 @@ class PatchConvNet(DenseBackbone):
                  arch: Union[str, dict] = 'S60',
                  in_channels: int = 3,
                  out_indices: Optional[Sequence[int]] = None,
+                 multi_depth: bool = False,
                  out_norm: bool = True,
-                 norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 norm_cfg: Optional[dict] = None,
                  drop_path_rate: float = 0.,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
@@ -395,12 +404,19 @@ class PatchConvNet(DenseBackbone):
         embed_dims = self.embed_dims = self.arch_settings['embed_dims']
         depth = self.depth = self.arch_settings['depth']
         ls_init = self.arch_settings['layer_scale_init_value']
-        self.out_indices = self._check_out_indices(
-            self._evenly_spaced(depth) if out_indices is None else
-            out_indices, depth)
+        if out_indices is None:
+            out_indices = self._evenly_spaced(depth) if multi_depth else (-1, )
+        self.out_indices = self._check_out_indices(out_indices, depth)
+        if norm_cfg is not None and not (multi_depth and out_norm):
+            raise ValueError(
+                'norm_cfg configures the output norms of multi_depth=True '
+                '(with out_norm=True); the default path uses the official '
+                'final LayerNorm, so leave norm_cfg unset there')
         if drop_path_rate < 0 or drop_path_rate >= 1:
             raise ValueError(
                 f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        self.multi_depth = multi_depth
+        self.out_norm = out_norm
         self.with_attn_pool = with_attn_pool
         self.drop_path_rate = drop_path_rate
 
@@ -409,12 +425,20 @@ class PatchConvNet(DenseBackbone):
             ConvBlock(embed_dims, drop_path_rate, ls_init)
             for _ in range(depth)
         ])
-        self.out_norm = out_norm
-        if out_norm:
+        self.out_norms: Optional[nn.ModuleList] = None
+        if multi_depth and out_norm:
+            norm_cfg = norm_cfg or dict(type='LN2d', eps=_LN_EPS)
             self.out_norms = nn.ModuleList([
-                _build_out_norm(norm_cfg, embed_dims)
+                build_channel_norm(norm_cfg, embed_dims)
                 for _ in self.out_indices
             ])
+        # The official final norm: it normalises the last block's output in
+        # forward (default path) and the class token in pooled_features.
+        self.final_norm_in_forward = (not multi_depth and out_norm
+                                      and depth - 1 in self.out_indices)
+        self.norm: Optional[nn.LayerNorm] = None
+        if self.final_norm_in_forward or with_attn_pool:
+            self.norm = nn.LayerNorm(embed_dims, eps=_LN_EPS)
         self.attn_pool = AttentionPool(embed_dims, ls_init) \
             if with_attn_pool else None
         self._post_init()
@@ -440,7 +464,9 @@ class PatchConvNet(DenseBackbone):
 
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         return convert_patchconvnet(
-            state_dict, with_attn_pool=self.with_attn_pool)
+            state_dict,
+            with_attn_pool=self.with_attn_pool,
+            with_norm=self.norm is not None)
 
     @classmethod
     def identify_arch(cls, state_dict: StateDict
@@ -467,16 +493,22 @@ class PatchConvNet(DenseBackbone):
         return self.arch_settings['depth']
 
     def stage_members(self, stage: int) -> List[StageMember]:
-        """Stage 0: the stem; stage i: column block i - 1."""
-        return [self.patch_embed if stage == 0 else self.blocks[stage - 1]]
+        """Stage 0: the stem; stage i: column block i - 1; the last stage
+        also holds the final norm (it normalises that block's output)."""
+        if stage == 0:
+            return [self.patch_embed]
+        members: List[StageMember] = [self.blocks[stage - 1]]
+        if stage == self.depth and self.norm is not None:
+            members.append(self.norm)
+        return members
 
     @property
     def num_layers(self) -> int:
         return self.depth + 2
 
     def layer_id(self, name: str) -> Optional[int]:
-        """The stem is layer 0, column block ``i`` layer ``i + 1``; output
-        norms and the pooling block the top."""
+        """The stem is layer 0, column block ``i`` layer ``i + 1``; the
+        final norm, output norms and the pooling block the top."""
         if name.startswith('patch_embed.'):
             return 0
         if name.startswith('blocks.'):
@@ -488,12 +520,16 @@ class PatchConvNet(DenseBackbone):
             [(self.embed_dims, self.patch_size)] * len(self.out_indices))
 
     def unused_parameter_names(self) -> Tuple[str, ...]:
-        """The pooling block (classification only) and the column blocks
-        after the last output."""
-        late = tuple(f'blocks.{i}.'
-                     for i in range(max(self.out_indices) + 1, self.depth))
+        """The pooling block (classification only), the column blocks after
+        the last output and the final norm when forward does not apply it."""
+        unused = ['attn_pool.'] + [
+            f'blocks.{i}.'
+            for i in range(max(self.out_indices) + 1, self.depth)
+        ]
+        if not self.final_norm_in_forward:
+            unused.append('norm.')
         return tuple(n for n, _ in self.named_parameters()
-                     if n.startswith(('attn_pool.', ) + late))
+                     if n.startswith(tuple(unused)))
 
     # ------------------------------------------------------------------
     # forward
@@ -508,7 +544,7 @@ class PatchConvNet(DenseBackbone):
         return x
 
     def forward_column(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Stem and column without output norms.
+        """Stem and column without any norm after them.
 
         Args:
             x (Tensor): Images (B, in_channels, H, W), H and W >= 16.
@@ -525,7 +561,7 @@ class PatchConvNet(DenseBackbone):
         return feats
 
     def _last_map(self, x: torch.Tensor) -> torch.Tensor:
-        """The output of the last column block (no output norm)."""
+        """The output of the last column block (no norm)."""
         x = self.patch_embed(self._pad(x))
         for block in self.blocks:
             x = self._run_block(block, x)
@@ -539,7 +575,7 @@ class PatchConvNet(DenseBackbone):
 
         Returns:
             tuple[Tensor]: One (B, C, ceil(H/16), ceil(W/16)) map per entry
-            of ``out_indices`` (normalised when ``out_norm``).
+            of ``out_indices`` (see ``out_norm`` for the norms).
         """
         x = self.patch_embed(self._pad(x))
         wanted = set(self.out_indices)
@@ -548,9 +584,20 @@ class PatchConvNet(DenseBackbone):
             x = self._run_block(block, x)
             if i in wanted:
                 feats[i] = x
-        return tuple(
-            self.out_norms[k](feats[i]) if self.out_norm else feats[i]
-            for k, i in enumerate(self.out_indices))
+        outs = []
+        for k, i in enumerate(self.out_indices):
+            feat = feats[i]
+            if self.out_norms is not None:
+                feat = self.out_norms[k](feat)
+            elif self.final_norm_in_forward and i == self.depth - 1:
+                feat = self._final_norm(feat)
+            outs.append(feat)
+        return tuple(outs)
+
+    def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The official final layer norm on a (B, C, H, W) map."""
+        assert self.norm is not None
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
     def _check_attn_pool(self) -> AttentionPool:
         if self.attn_pool is None:
@@ -573,7 +620,8 @@ class PatchConvNet(DenseBackbone):
         """
         pool = self._check_attn_pool()
         cls, _ = pool(self._last_map(x))
-        return pool.norm(cls)[:, 0]
+        assert self.norm is not None  # built with the pooling block
+        return self.norm(cls)[:, 0]
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """Where the pooling block looks: its class-query attention per patch.

@@ -1,3 +1,4 @@
 from .column_pyramid import ColumnPyramidNeck
+from .simple_pyramid import SimplePyramidNeck
 
-__all__ = ['ColumnPyramidNeck']
+__all__ = ['ColumnPyramidNeck', 'SimplePyramidNeck']

@@ -40,8 +40,11 @@ SMALL = {
                        head_dim=16)),
     ],
     'PatchConvNet': [
-        dict(arch=dict(embed_dims=16, depth=4), norm_cfg=dict(type='BN')),
+        # the default (last block, official final norm) and the multi-depth
+        # extension with new batch-norm output norms
         dict(arch=dict(embed_dims=16, depth=3), with_attn_pool=True),
+        dict(arch=dict(embed_dims=16, depth=4), multi_depth=True,
+             norm_cfg=dict(type='BN')),
     ],
 }
 # A golden checkpoint in the official layout and the config it fits.

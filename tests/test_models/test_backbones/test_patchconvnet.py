@@ -17,7 +17,7 @@ from mmsupervit.models.utils.checkpoint import (CheckpointError,
 from mmsupervit.registry import MODELS
 
 ARCHS = ['S60', 'S120', 'B60', 'B120', 'L60', 'L120']
-EXPECTED = {  # embed_dims, depth, layer-scale init, default out_indices
+EXPECTED = {  # embed_dims, depth, layer-scale init, multi_depth out_indices
     'S60': (384, 60, 1e-4, (14, 29, 44, 59)),
     'S120': (384, 120, 1e-6, (29, 59, 89, 119)),
     'B60': (768, 60, 1e-6, (14, 29, 44, 59)),
@@ -82,7 +82,7 @@ def test_golden_parity_through_init_cfg(golden):
         cls, weights = model.attn_pool(column[-1])
         torch.testing.assert_close(cls, feats['blocks_token_only.0'], **tol)
         patches = column[-1].flatten(2).transpose(1, 2)
-        normed = model.attn_pool.norm(torch.cat((cls, patches), dim=1))
+        normed = model.norm(torch.cat((cls, patches), dim=1))
         torch.testing.assert_close(normed, feats['norm'], **tol)
         pooled = model.pooled_features(ref['input'])
         torch.testing.assert_close(pooled, feats['norm'][:, 0], **tol)
@@ -98,10 +98,35 @@ def test_golden_parity_through_init_cfg(golden):
         torch.testing.assert_close(total, torch.ones(2))
 
 
+def test_golden_default_is_the_official_final_norm_of_the_last_block(golden):
+    """The paper's path: one map, the patch rows of the official ``norm``
+    output, with every parameter from the official checkpoint."""
+    ref = _ref(golden)
+    model = _tiny(init_cfg=dict(
+        type='Pretrained', checkpoint=golden('patchconvnet_tiny.ckpt.pth')))
+    missing, unexpected = model.init_from_pretrained(model.init_cfg)
+    assert missing == [] and unexpected == []
+    assert model.output_shape() == {'out0': (64, 16)}
+    expected = _to_map(ref['features']['norm'][:, 1:])
+    raw_last = _to_map(ref['features']['blocks.5'])
+    raw_mid = _to_map(ref['features']['blocks.2'])
+    with torch.no_grad():
+        outs = model.eval()(ref['input'])
+        # an intermediate tap stays as the official model has it (no norm)
+        both = _tiny(out_indices=(2, -1))
+        both.load_state_dict(model.state_dict())
+        mid, last = both.eval()(ref['input'])
+    assert len(outs) == 1
+    torch.testing.assert_close(outs[0], expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(last, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(mid, raw_mid, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(expected, raw_last, atol=1e-2)
+
+
 def test_golden_output_norm_is_layer_norm_over_channels(golden):
     ref = _ref(golden)
-    model = _tiny(out_indices=(5, 1))
-    sd = convert_patchconvnet(_official_state_dict(golden))
+    model = _tiny(out_indices=(5, 1), multi_depth=True)
+    sd = model.convert_checkpoint(_official_state_dict(golden))
     load_state_dict_checked(model, sd,
                             tolerated_missing=model.tolerated_missing_keys())
     with torch.no_grad():
@@ -128,6 +153,10 @@ def test_checkpoint_layouts_prefix_and_idempotence(golden, tmp_path,
     assert not any(k.startswith('attn_pool.') for k in without_pool)
     assert set(without_pool) == {
         k for k in converted if not k.startswith('attn_pool.')}
+    assert {'norm.weight', 'norm.bias'} <= set(without_pool)
+    without_norm = convert_patchconvnet(official, with_norm=False)
+    assert set(without_norm) == set(without_pool) - {'norm.weight',
+                                                     'norm.bias'}
     payload = official if wrapper != 'state_dict' else {
         'backbone.' + k: v for k, v in converted.items()}
     if wrapper != 'bare':
@@ -164,7 +193,7 @@ def test_converter_tool_output_loads_strictly(golden, tmp_path):
         saved = torch.load(dst, map_location='cpu', weights_only=True)
         assert set(saved) == {'state_dict', 'meta'}
         assert saved['meta']['with_attn_pool'] is with_pool
-        model = _tiny(out_norm=False, with_attn_pool=with_pool)
+        model = _tiny(with_attn_pool=with_pool)  # the default backbone
         model.load_state_dict(saved['state_dict'], strict=True)
 
 
@@ -191,12 +220,14 @@ def test_official_manifest_converts_and_loads_strictly(golden, arch):
     numel = {k: math.prod(v['shape']) for k, v in manifest['keys'].items()}
     head = numel['head.weight'] + numel['head.bias']
     pool = sum(v for k, v in numel.items()
-               if k.startswith(('cls_token', 'blocks_token_only.', 'norm.')))
+               if k.startswith(('cls_token', 'blocks_token_only.')))
+    final_norm = numel['norm.weight'] + numel['norm.bias']
     with torch.device('meta'):
         model = PatchConvNet(arch.lower(), out_norm=False,
                              with_attn_pool=True)
     own = model.state_dict()
     n_pool = sum(p.numel() for p in model.attn_pool.parameters())
+    n_norm = sum(p.numel() for p in model.norm.parameters())
     for with_pool in (True, False):
         converted = convert_patchconvnet(official, with_attn_pool=with_pool)
         expected_keys = {k for k in own
@@ -210,9 +241,14 @@ def test_official_manifest_converts_and_loads_strictly(golden, arch):
     # every official parameter is accounted for: ours + head
     assert sum(p.numel() for p in model.parameters()) + head == \
         manifest['num_parameters']
-    assert n_pool == pool
+    assert n_pool == pool and n_norm == final_norm
     assert model.depth == depth and model.embed_dims == embed_dims
-    assert model.out_indices == out_indices
+    # the default backbone is made of official parameters only
+    with torch.device('meta'):
+        default = PatchConvNet(arch.lower())
+    assert default.out_indices == (depth - 1, )
+    assert set(default.state_dict()) <= set(convert_patchconvnet(official))
+    assert default.unused_parameter_names() == ()
 
 
 # --------------------------------------------------------------------------
@@ -224,8 +260,14 @@ def test_arch_zoo_settings(arch):
     embed_dims, depth, ls_init, out_indices = EXPECTED[arch]
     with torch.device('meta'):
         model = PatchConvNet(arch)
-    assert model.out_indices == out_indices
-    assert model.out_channels == (embed_dims, ) * 4
+        multi = PatchConvNet(arch, multi_depth=True)
+    assert model.out_indices == (depth - 1, )
+    assert model.output_shape() == {'out0': (embed_dims, 16)}
+    assert model.out_norms is None and model.norm is not None
+    assert multi.out_indices == out_indices
+    assert multi.out_channels == (embed_dims, ) * 4
+    assert multi.out_strides == (16, ) * 4
+    assert len(multi.out_norms) == 4 and multi.norm is None
     assert len(model.blocks) == depth
     # layer-scale init (a real, reduced-depth build of the same width)
     small = PatchConvNet(dict(embed_dims=embed_dims, depth=1,
@@ -266,6 +308,31 @@ def test_non_square_maps_keep_rows_and_columns_apart():
                                rtol=1e-5)
 
 
+def test_final_norm_only_where_the_official_model_has_it():
+    x = torch.randn(1, 3, 32, 48)
+    model = PatchConvNet(SMALL, out_indices=(0, 2)).eval()
+    with torch.no_grad():
+        raw = model.forward_column(x)
+        first, last = model(x)
+    assert torch.equal(first, raw[1])
+    normed = F.layer_norm(raw[3].permute(0, 2, 3, 1), (16, ),
+                          model.norm.weight, model.norm.bias, 1e-6)
+    torch.testing.assert_close(last, normed.permute(0, 3, 1, 2))
+    # no norm where it would not be applied, unless pooling needs it
+    assert PatchConvNet(SMALL, out_indices=(0, )).norm is None
+    assert PatchConvNet(SMALL, out_norm=False).norm is None
+    pooled = PatchConvNet(SMALL, out_norm=False, with_attn_pool=True)
+    assert pooled.norm is not None
+    assert set(pooled.unused_parameter_names()) == {
+        n for n, _ in pooled.named_parameters()
+        if n.startswith(('norm.', 'attn_pool.'))}
+    # freezing every block freezes the norm of the last one too
+    frozen = PatchConvNet(SMALL, frozen_stages=3)
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert all(p.requires_grad
+               for p in PatchConvNet(SMALL, frozen_stages=2).norm.parameters())
+
+
 def test_drop_path_is_constant():
     model = PatchConvNet(SMALL, drop_path_rate=0.2)
     assert all(b.drop_path.drop_prob == 0.2 for b in model.blocks)
@@ -285,8 +352,8 @@ def test_squeeze_excite_is_the_official_one():
 
 
 def test_bn_out_norm_and_norm_eval():
-    model = PatchConvNet(SMALL, norm_cfg=dict(type='BN'), norm_eval=True,
-                         out_indices=(1, ))
+    model = PatchConvNet(SMALL, multi_depth=True, norm_cfg=dict(type='BN'),
+                         norm_eval=True, out_indices=(1, ))
     assert isinstance(model.out_norms[0], nn.BatchNorm2d)
     model.train()
     assert not model.out_norms[0].training
@@ -302,7 +369,8 @@ def test_layer_depth_and_no_weight_decay_names():
                                  'backbone.') == (1, n)
     assert model.get_layer_depth('backbone.blocks.3.se.conv_reduce.bias',
                                  'backbone.') == (4, n)
-    for name in ('backbone.out_norms.0.weight', 'backbone.attn_pool.cls_token',
+    for name in ('backbone.out_norms.0.weight', 'backbone.norm.weight',
+                 'backbone.attn_pool.cls_token',
                  'decode_head.conv_seg.weight'):
         assert model.get_layer_depth(name, 'backbone.') == (n - 1, n)
     assert model.get_layer_depth('blocks.2.conv1.weight') == (3, n)
@@ -343,6 +411,11 @@ def test_misuse_errors():
             PatchConvNet(SMALL, out_indices=bad)
     with pytest.raises(ValueError, match='frozen_stages'):
         PatchConvNet(SMALL, frozen_stages=4)
+    with pytest.raises(ValueError, match='multi_depth=True'):
+        PatchConvNet(SMALL, norm_cfg=dict(type='BN'))
+    with pytest.raises(ValueError, match='multi_depth=True'):
+        PatchConvNet(SMALL, multi_depth=True, out_norm=False,
+                     norm_cfg=dict(type='BN'))
     model = PatchConvNet(SMALL, out_indices=(-1, 0))
     assert model.out_indices == (2, 0)
     with pytest.raises(ValueError, match='at least 16x16'):
