@@ -17,6 +17,7 @@ from mmengine.registry import \
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 #: Backbones, necks and other ``nn.Module`` classes.
@@ -53,3 +54,13 @@ HOOKS = Registry(
     parent=MMENGINE_HOOKS,
     scope='mmsupervit',
     locations=['mmsupervit.engine'])
+
+#: Data transforms: the checked annotation loaders
+#: (``mmsupervit.LoadSegAnnotations``, ``mmsupervit.LoadDetAnnotations``).
+#: Their module is imported on the first look-up, so ``import mmsupervit``
+#: does not import mmseg or mmdet.
+TRANSFORMS = Registry(
+    'transform',
+    parent=MMENGINE_TRANSFORMS,
+    scope='mmsupervit',
+    locations=['mmsupervit.datasets.transforms'])
