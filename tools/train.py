@@ -42,6 +42,9 @@ def main(argv=None):
     cfg = ru.load_config(args.config, args.cfg_options, args.work_dir,
                          args.launcher)
     ru.apply_amp(cfg, args.amp)
+    # random states in every checkpoint, atomic checkpoint files: any
+    # checkpoint of this run resumes exactly
+    ru.make_checkpoints_resumable(cfg)
     ru.apply_resume(cfg, args.resume)
     runner = ru.build_runner(cfg)
     runner.train()
