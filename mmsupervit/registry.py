@@ -15,6 +15,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 #: Backbones, necks and other ``nn.Module`` classes.
@@ -31,9 +32,20 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     scope='mmsupervit',
     locations=['mmsupervit.engine.optimizers'])
 
-#: Runner hooks (``mmsupervit.CheckpointCheckHook``).
+#: Runner hooks (``mmsupervit.CheckpointCheckHook``,
+#: ``mmsupervit.RandomStateHook``).
 HOOKS = Registry(
     'hook',
     parent=MMENGINE_HOOKS,
     scope='mmsupervit',
     locations=['mmsupervit.engine.hooks'])
+
+#: Data transforms: the checked annotation loaders
+#: (``mmsupervit.LoadSegAnnotations``, ``mmsupervit.LoadDetAnnotations``).
+#: Their module is imported on the first look-up, so ``import mmsupervit``
+#: does not import mmseg or mmdet.
+TRANSFORMS = Registry(
+    'transform',
+    parent=MMENGINE_TRANSFORMS,
+    scope='mmsupervit',
+    locations=['mmsupervit.datasets.transforms'])

@@ -39,6 +39,9 @@ def main(argv=None):
     cfg = ru.load_config(args.config, args.cfg_options, args.work_dir,
                          args.launcher)
     ru.apply_amp(cfg, args.amp)
+    # random states in every checkpoint, atomic checkpoint files: any
+    # checkpoint of this run resumes exactly
+    ru.make_checkpoints_resumable(cfg)
     ru.apply_resume(cfg, args.resume)
     # Fine-tuning (load_from without resume) may re-initialise a classifier
     # for another class count: a small part of any of our models.

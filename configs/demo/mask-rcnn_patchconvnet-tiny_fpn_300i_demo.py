@@ -70,9 +70,13 @@ data_root = 'data/demo/coco/'
 metainfo = dict(
     classes=('circle', 'square', 'triangle', 'star'),
     palette=[(220, 20, 60), (0, 160, 60), (30, 80, 230), (230, 190, 0)])
+# mmsupervit.LoadDetAnnotations: mmdet's LoadAnnotations plus checks that
+# name the image of a malformed annotation (mmsupervit/datasets/checks.py)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='mmsupervit.LoadDetAnnotations', with_bbox=True,
+        with_mask=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
@@ -80,7 +84,9 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='mmsupervit.LoadDetAnnotations', with_bbox=True,
+        with_mask=True),
     dict(
         type='PackDetInputs',
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',

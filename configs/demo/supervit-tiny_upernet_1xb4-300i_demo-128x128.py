@@ -45,9 +45,12 @@ metainfo = dict(
     classes=('background', 'circle', 'square', 'triangle', 'star'),
     palette=[[120, 120, 120], [220, 20, 60], [0, 160, 60], [30, 80, 230],
              [230, 190, 0]])
+# mmsupervit.LoadSegAnnotations: mmseg's LoadAnnotations plus checks that
+# name a corrupt map, a map of another size than its image, or a label
+# outside the classes (mmsupervit/datasets/checks.py)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='mmsupervit.LoadSegAnnotations', num_classes=5),
     dict(
         type='RandomResize',
         scale=crop_size,
@@ -60,7 +63,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=crop_size, keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='mmsupervit.LoadSegAnnotations', num_classes=5),
     dict(type='PackSegInputs'),
 ]
 img_ratios = [1.0, 1.25]
@@ -73,7 +76,7 @@ tta_pipeline = [
              for r in img_ratios],
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
-            [dict(type='LoadAnnotations')],
+            [dict(type='mmsupervit.LoadSegAnnotations', num_classes=5)],
             [dict(type='PackSegInputs')],
         ])
 ]

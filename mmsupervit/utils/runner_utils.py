@@ -15,14 +15,18 @@ itself:
   ``device_ids=[LOCAL_RANK]``, which DDP rejects for a module on the CPU.
 """
 import argparse
+import logging
 import os
 import os.path as osp
+import re
 import subprocess
+import zipfile
 from datetime import timedelta
 from typing import Optional
 
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import print_log
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -140,17 +144,136 @@ def init_cpu_process_group(launcher: str, dist_cfg: dict) -> None:
         **kwargs)
 
 
+def make_checkpoints_resumable(cfg: Config) -> None:
+    """Make every checkpoint of a training run a safe, exact resume point.
+
+    * :class:`~mmsupervit.engine.hooks.RandomStateHook` stores the random
+      generators' states in each checkpoint and restores them on resume, so
+      a resumed run equals an uninterrupted one (``tests/test_tools/
+      test_resume_equal.py``);
+    * for a local work dir, checkpoint files are written atomically
+      (:mod:`mmsupervit.engine.atomic_backend`): a run killed while saving
+      leaves the previous checkpoint, never a truncated file.
+
+    Args:
+        cfg (Config): Modified in place; settings the config already has
+            (its own ``backend_args``, the hook) are kept.
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(
+            str(h.get('type', '')).split('.')[-1] == 'RandomStateHook'
+            for h in hooks):
+        hooks.append(dict(type='mmsupervit.RandomStateHook'))
+    cfg.custom_hooks = hooks
+    ckpt = cfg.get('default_hooks', {}).get('checkpoint', None)
+    if (ckpt is not None and ckpt.get('backend_args') is None
+            and ckpt.get('file_client_args') is None
+            and '://' not in str(ckpt.get('out_dir') or '')):
+        from mmsupervit.engine.atomic_backend import BACKEND_NAME
+        ckpt['backend_args'] = dict(backend=BACKEND_NAME)
+
+
+_CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
+
+
+def checkpoint_is_readable(path: str) -> bool:
+    """Whether ``path`` is a complete, uncorrupted checkpoint file.
+
+    ``torch.save`` writes a zip archive: a truncated file has no central
+    directory, a damaged one fails the CRC check of a member. Both are read
+    without unpickling anything.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return archive.testzip() is None
+        # the legacy (non-zip) format: only a full load can tell
+        torch.load(path, map_location='cpu', weights_only=True)
+        return True
+    except Exception:  # any failure to read means: do not resume from it
+        return False
+
+
+def latest_readable_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` (without a path) continues from.
+
+    Like mmengine's ``find_latest_checkpoint`` (the file named in
+    ``<work_dir>/last_checkpoint``; None when that file does not exist), but
+    when the named checkpoint is missing, truncated or corrupt (a run killed
+    while mmengine wrote it), the newest readable ``iter_*.pth`` /
+    ``epoch_*.pth`` beside it is used, with a warning naming both files.
+
+    Returns:
+        str or None: The checkpoint, or None to train from scratch.
+    """
+    from mmengine.runner import find_latest_checkpoint
+    last = find_latest_checkpoint(work_dir)
+    if last is None:
+        return None
+    if last and osp.isfile(last) and checkpoint_is_readable(last):
+        return last
+    folder = osp.dirname(last) if last else work_dir
+    numbered = []
+    for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
+        match = _CHECKPOINT_NAME.match(name)
+        if match:
+            numbered.append((int(match.group(1)), osp.join(folder, name)))
+    state = ('truncated or corrupt (was the run killed while saving it?)'
+             if last and osp.isfile(last) else 'missing')
+    problem = (f'the latest checkpoint {last!r} (named in '
+               f'{osp.join(work_dir, "last_checkpoint")}) is {state}')
+    for _, path in sorted(numbered, reverse=True):
+        if checkpoint_is_readable(path):
+            print_log(f'{problem}; resuming from {path} instead',
+                      logger='current', level=logging.WARNING)
+            return path
+    print_log(f'{problem}, and no other readable checkpoint is in {folder}: '
+              'training starts from scratch', logger='current',
+              level=logging.WARNING)
+    return None
+
+
 def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     """``--resume`` (latest checkpoint in the work dir) or ``--resume PATH``.
 
-    Note that resuming unpickles mmengine's training state; under torch's
-    ``weights_only`` loader that needs :mod:`mmsupervit.utils.compat`, which
-    ``import mmsupervit`` applies.
+    Without a path, :func:`latest_readable_checkpoint` picks the checkpoint,
+    so a file truncated by a killed run is skipped (with a warning) instead
+    of failing the resume. An explicit path that is not a readable checkpoint
+    is refused with its name.
+
+    Safe loading: mmengine reads the checkpoint with ``torch.load`` and no
+    ``weights_only`` argument. From torch 2.6 on that is the safe loader, and
+    a training checkpoint (which pickles mmengine's ``HistoryBuffer`` and
+    numpy objects besides tensors) loads through the allow-list of
+    :mod:`mmsupervit.utils.compat` (applied by ``import mmsupervit``);
+    nothing is unpickled beyond it. With torch < 2.6, mmengine's load
+    unpickles fully: resume only from checkpoints you trust.
+
+    Raises:
+        SystemExit: If ``resume`` names a local file that is truncated or
+            corrupt.
     """
     if resume is None:
         return
+    if resume != 'auto':
+        # (a missing file or a remote URI is left to mmengine, whose error
+        # names the path)
+        if osp.isfile(resume) and not checkpoint_is_readable(resume):
+            raise SystemExit(
+                f'--resume {resume}: the file is truncated or corrupt; give '
+                'another checkpoint, or --resume without a path to continue '
+                'from the newest readable checkpoint of the work dir')
+        cfg.resume = True
+        cfg.load_from = resume
+        return
     cfg.resume = True
-    cfg.load_from = None if resume == 'auto' else resume
+    cfg.load_from = None  # mmengine then looks for the latest checkpoint
+    work_dir = cfg.get('work_dir', None)
+    if not work_dir or not osp.exists(osp.join(work_dir, 'last_checkpoint')):
+        return  # a fresh work dir: mmengine finds nothing and starts anew
+    cfg.load_from = latest_readable_checkpoint(work_dir)
+    if cfg.load_from is None:
+        cfg.resume = False  # only broken checkpoints (warned): start anew
 
 
 def add_checkpoint_check(cfg: Config, min_loaded: float = 1.0) -> None:

@@ -1,7 +1,7 @@
 # COCO 1x: 12 epochs, lr steps at 8 and 11, AdamW lr 1e-4 wd 0.05 with
 # layer-wise lr decay (rate set per backbone), no weight decay on norms,
 # biases, position tables, class tokens and layer scales. Batch 16 (8x2).
-_base_ = ['mmdet::_base_/datasets/coco_instance.py',
+_base_ = ['../datasets/coco_instance.py',
           'mmdet::_base_/schedules/schedule_1x.py',
           'mmdet::_base_/default_runtime.py']
 

@@ -4,7 +4,9 @@ _base_ = ['./mask-rcnn_adamw_1x.py']
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='mmsupervit.LoadDetAnnotations', with_bbox=True,
+        with_mask=True),
     dict(
         type='RandomChoiceResize',
         scales=[(1333, s) for s in range(480, 801, 32)],

@@ -1,3 +1,4 @@
 from .checkpoint_check_hook import CheckpointCheckHook, check_model_checkpoint
+from .random_state_hook import RandomStateHook
 
-__all__ = ['CheckpointCheckHook', 'check_model_checkpoint']
+__all__ = ['CheckpointCheckHook', 'RandomStateHook', 'check_model_checkpoint']

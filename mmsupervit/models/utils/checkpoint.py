@@ -4,10 +4,13 @@ Every backbone owns a ``convert_<name>(state_dict) -> state_dict`` function
 (official key layout -> ours). This module does everything around it, the
 same way for all three backbones:
 
-* :func:`load_checkpoint_file` reads a local path or URL through mmengine's
-  ``CheckpointLoader`` (so ``init_cfg`` URLs are downloaded and cached as
-  usual) and turns a truncated or corrupt file into a clear error, removing a
-  corrupt *downloaded* cache entry so the next run downloads it again.
+* :func:`load_checkpoint_file` reads a local path or URL and turns a
+  truncated or corrupt file into a clear error. URLs are downloaded once into
+  torch hub's cache (``$TORCH_HOME/hub/checkpoints``, the place mmengine and
+  torch.hub use), safely when several processes start together: the bytes go
+  to a temporary file in the same folder, are loaded, and only then renamed
+  onto the cache name, so the cache never holds a partial file; a file lock
+  makes the other processes wait for that download instead of repeating it.
 * :func:`unwrap_state_dict` takes the weights out of the wrapper the official
   training scripts write (``model``, ``state_dict``, ``state_dict_ema``).
 * :func:`compare_state_dict` / :func:`check_key_report` decide whether a
@@ -18,18 +21,36 @@ same way for all three backbones:
   wrong-architecture checkpoint thus fails with a message that says what it
   looks like instead of leaving the model randomly initialised.
 * :func:`load_state_dict_checked` checks, loads, and logs what was left out.
+
+Safe loading: local files and URLs are read with ``torch.load(...,
+weights_only=True)``: official checkpoints hold tensors and plain containers
+only (the SuperViT ones also an ``argparse.Namespace``, and checkpoints
+written by an mmengine Runner also ``HistoryBuffer`` and numpy objects; both
+are allow-listed, nothing more, by :mod:`mmsupervit.utils.compat`). Nothing
+here unpickles arbitrary objects. Other prefixes (``open-mmlab://``,
+``torchvision://``, ``s3://``, ...) are left to mmengine's
+``CheckpointLoader``; for URLs behind them it calls
+``torch.hub.load_state_dict_from_url``, which unpickles fully
+(``weights_only=False`` is its default) -- use a plain ``https://`` URL or a
+local path to stay on the safe loader.
 """
+import glob
+import http.client
 import logging
 import math
 import os
 import os.path as osp
+import pickle
+import uuid
+from contextlib import contextmanager
 from fnmatch import fnmatchcase
-from typing import (Callable, Dict, Iterable, List, NamedTuple, Optional,
-                    Sequence, Tuple)
+from typing import (Callable, Dict, Iterable, Iterator, List, NamedTuple,
+                    Optional, Sequence, Tuple)
 from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
+from filelock import FileLock
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -44,6 +65,117 @@ def _hub_cache_path(url: str) -> str:
     """Where ``torch.hub``/mmengine's ``load_url`` caches a downloaded URL."""
     filename = osp.basename(urlparse(url).path)
     return osp.join(torch.hub.get_dir(), 'checkpoints', filename)
+
+
+def _is_safe_loader_refusal(err: Exception) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused an intact file."""
+    return (isinstance(err, pickle.UnpicklingError)
+            and 'Weights only load failed' in str(err))
+
+
+def _torch_load(path: str, map_location: str, source: str) -> object:
+    """``torch.load`` with the safe loader; errors name ``source``.
+
+    Raises:
+        CheckpointError: If the file is truncated, corrupt, not a PyTorch
+            file, or holds objects the safe loader does not allow.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for bad files
+        if _is_safe_loader_refusal(err):
+            raise CheckpointError(
+                f'checkpoint {source!r} holds Python objects that the safe '
+                'loader (torch.load weights_only=True) does not allow, so it '
+                'is not read. If you trust the file, load it once with '
+                'torch.load(..., weights_only=False) and save only its '
+                f'tensors. ({err})') from err
+        raise CheckpointError(
+            f'could not read checkpoint {source!r}: the file is truncated, '
+            f'corrupt or not a PyTorch checkpoint ({type(err).__name__}: '
+            f'{err})') from err
+
+
+@contextmanager
+def _download_lock(cached: str, logger: str) -> Iterator[bool]:
+    """Hold a file lock for downloading ``cached`` (one download at a time).
+
+    The lock files live in a ``.locks`` folder beside the cache. Where the
+    file system cannot lock, the download goes ahead unlocked: the rename in
+    :func:`_download_checked` alone keeps the cache consistent, the lock only
+    saves repeated downloads.
+
+    Yields:
+        bool: Whether the lock is held.
+    """
+    lock_dir = osp.join(osp.dirname(cached), '.locks')
+    os.makedirs(lock_dir, exist_ok=True)
+    lock = FileLock(osp.join(lock_dir, osp.basename(cached) + '.lock'))
+    try:
+        lock.acquire()
+    except OSError as err:
+        print_log(
+            f'could not lock {lock.lock_file} ({err}); downloading without '
+            'a lock', logger=logger, level=logging.WARNING)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _download_checked(url: str, cached: str, map_location: str,
+                      logger: str) -> object:
+    """Download ``url`` to ``cached`` and return the loaded checkpoint.
+
+    The file is written under a unique temporary name in the cache folder and
+    renamed onto ``cached`` (atomic on one file system) only after it loaded,
+    so readers never see a partial or corrupt file under the cache name.
+    """
+    partial = f'{cached}.{uuid.uuid4().hex}.partial'
+    print_log(f'downloading {url} to {cached}', logger=logger)
+    try:
+        try:
+            torch.hub.download_url_to_file(
+                url, partial, progress=os.isatty(2))
+        except (OSError, http.client.HTTPException) as err:
+            # includes an interrupted transfer (IncompleteRead) and HTTP
+            # errors such as 404
+            raise CheckpointError(
+                f'could not read checkpoint {url!r}: the download failed '
+                f'({type(err).__name__}: {err})') from err
+        checkpoint = _torch_load(partial, map_location, url)
+        os.replace(partial, cached)
+    finally:
+        if osp.exists(partial):
+            os.remove(partial)
+    return checkpoint
+
+
+def _load_url(url: str, map_location: str, logger: str) -> object:
+    """Read ``url`` from torch hub's cache, downloading it once if needed."""
+    cached = _hub_cache_path(url)
+    os.makedirs(osp.dirname(cached), exist_ok=True)
+    with _download_lock(cached, logger) as locked:
+        if not osp.isfile(cached):
+            if locked:
+                # Temporary files of downloads that were killed: only the
+                # lock holder downloads, so none of them is in use.
+                for stale in glob.glob(glob.escape(cached) + '.*.partial'):
+                    os.remove(stale)
+            return _download_checked(url, cached, map_location, logger)
+    try:
+        return _torch_load(cached, map_location, url)
+    except CheckpointError as err:
+        if not _is_safe_loader_refusal(err.__cause__):
+            # Never leave a corrupt download behind (e.g. one written by an
+            # older tool without the rename): the next run would load the
+            # same broken bytes forever.
+            os.remove(cached)
+            print_log(f'removed corrupt cached download {cached}',
+                      logger=logger, level=logging.WARNING)
+        raise
 
 
 def load_checkpoint_file(filename: str,
@@ -62,31 +194,26 @@ def load_checkpoint_file(filename: str,
 
     Raises:
         FileNotFoundError: If a local file does not exist.
-        CheckpointError: If the file is truncated, corrupt or not a checkpoint.
+        CheckpointError: If the file is truncated, corrupt, not a checkpoint
+            or holds objects the safe loader does not allow.
     """
-    is_url = filename.startswith(('http://', 'https://'))
-    if not is_url and '://' not in filename and not osp.isfile(
-            osp.expanduser(filename)):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
-    try:
-        checkpoint = CheckpointLoader.load_checkpoint(
-            filename, map_location=map_location, logger=logger)
-    except (FileNotFoundError, PermissionError):
-        raise
-    except Exception as err:  # torch raises several types for bad files
-        if is_url:
-            cached = _hub_cache_path(filename)
-            if osp.exists(cached):
-                # Never leave a corrupt download behind: the next run would
-                # load the same broken bytes forever.
-                os.remove(cached)
-                print_log(
-                    f'removed corrupt cached download {cached}',
-                    logger=logger)
-        raise CheckpointError(
-            f'could not read checkpoint {filename!r}: the file is truncated, '
-            f'corrupt or not a PyTorch checkpoint ({type(err).__name__}: '
-            f'{err})') from err
+    if filename.startswith(('http://', 'https://')):
+        checkpoint = _load_url(filename, map_location, logger)
+    elif '://' not in filename:
+        path = osp.expanduser(filename)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'checkpoint file not found: {filename}')
+        checkpoint = _torch_load(path, map_location, filename)
+    else:
+        try:
+            checkpoint = CheckpointLoader.load_checkpoint(
+                filename, map_location=map_location, logger=logger)
+        except (FileNotFoundError, PermissionError):
+            raise
+        except Exception as err:  # torch raises several types for bad files
+            raise CheckpointError(
+                f'could not read checkpoint {filename!r} ('
+                f'{type(err).__name__}: {err})') from err
     if not isinstance(checkpoint, dict):
         raise CheckpointError(
             f'checkpoint {filename!r} holds a {type(checkpoint).__name__}, '
