@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from timm.layers import DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
 
-from mmsupervit.models.utils.checkpoint import StateDict
+from mmsupervit.models.utils.checkpoint import CheckpointError, StateDict
 from mmsupervit.models.utils.init import init_linear_and_norm
 from mmsupervit.registry import MODELS
 from .base import DenseBackbone, InitCfg, ShapeSpec, StageMember
@@ -67,14 +67,67 @@ _LVVIT_S = dict(
     stem_channels=64)
 
 
+def _tables_from_pos_embed(pos_embed: torch.Tensor,
+                           patch_size: int = 16) -> StateDict:
+    """``pos_embed_list.{0..3}`` from a plain ViT's single position table.
+
+    This is our choice, not the official code's: the official SuperViT is
+    trained from scratch, and its leftover DeiT ``--finetune`` branch reads a
+    ``pos_embed`` this model does not have. Fine-tuning from the common
+    ImageNet checkpoints (DeiT, LV-ViT) needs every trained-size table
+    filled, so each one is the checkpoint's table resampled to that size's
+    grid with timm's ``resample_abs_pos_embed`` and its defaults (bicubic,
+    antialiased, class-token entry kept), the convention timm uses to load
+    a ViT at another image size and the one :meth:`SuperViT._pos_embed` uses
+    at run time. (DeiT's own fine-tuning code resizes with plain bicubic,
+    ``align_corners=False``, without antialiasing, which gives slightly
+    different values.) A table whose grid equals the checkpoint's (224 px
+    for a 224 px checkpoint) is the checkpoint's, unchanged.
+
+    Args:
+        pos_embed (Tensor): (1, 1 + n * n, C): class token, then an n x n
+            grid.
+        patch_size (int): Patch size of the model. Defaults to 16.
+
+    Returns:
+        dict: ``{'pos_embed_list.i': (1, 1 + (s // patch_size) ** 2, C)}``
+        for the sizes ``s`` of :data:`POS_EMBED_SIZES`.
+
+    Raises:
+        CheckpointError: If the table is not one class token plus a square
+            grid (e.g. a distilled DeiT with two prefix tokens).
+    """
+    shape = tuple(pos_embed.shape)
+    side = math.isqrt(shape[1] - 1) if len(shape) == 3 and shape[1] > 1 \
+        else 0
+    if len(shape) != 3 or shape[0] != 1 or side * side != shape[1] - 1:
+        raise CheckpointError(
+            f"'pos_embed' has shape {shape}; expected (1, 1 + n * n, C): "
+            'one class token and a square grid, as in DeiT and LV-ViT')
+    return {
+        f'pos_embed_list.{i}': resample_abs_pos_embed(
+            pos_embed,
+            new_size=[size // patch_size] * 2,
+            old_size=[side, side],
+            num_prefix_tokens=1)
+        for i, size in enumerate(POS_EMBED_SIZES)
+    }
+
+
 def convert_supervit(state_dict: StateDict) -> StateDict:
-    """Convert an official SuperViT state dict to this backbone's keys.
+    """Convert an official SuperViT (or plain DeiT / LV-ViT) state dict to
+    this backbone's keys.
 
     The backbone keeps the official parameter names (``cls_token``,
     ``pos_embed_list.{0..3}``, ``patch_embed.*``, ``blocks.i.*``, ``norm.*``),
-    so the conversion only strips a ``module.`` (DataParallel) prefix and
-    drops the classification heads (``head``, LV-ViT's ``aux_head``). It is
-    idempotent: an already converted state dict comes back unchanged.
+    so the conversion strips a ``module.`` (DataParallel) prefix and drops
+    the classification heads (``head``, LV-ViT's ``aux_head``). A plain ViT
+    checkpoint of the same layout with a single ``pos_embed`` (timm/DeiT
+    ``deit_small_patch16_224``, LV-ViT ``lvvit_s``) gets every
+    ``pos_embed_list`` table from it, resampled to each trained size (see
+    :func:`_tables_from_pos_embed`: our choice, the official code has none).
+    The conversion is idempotent: an already converted state dict comes back
+    unchanged.
 
     Args:
         state_dict (dict): Official weights (``checkpoint['model']`` for
@@ -83,13 +136,28 @@ def convert_supervit(state_dict: StateDict) -> StateDict:
 
     Returns:
         dict: The weights under this backbone's key names.
+
+    Raises:
+        CheckpointError: If the state dict has both ``pos_embed`` and
+            ``pos_embed_list`` tables, or a ``pos_embed`` that is not one
+            class token plus a square grid.
     """
     if state_dict and all(k.startswith('module.') for k in state_dict):
         state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
-    return {
+    converted = {
         k: v
-        for k, v in state_dict.items() if not k.startswith(_DROPPED_PREFIXES)
+        for k, v in state_dict.items()
+        if not k.startswith(_DROPPED_PREFIXES) and k != 'pos_embed'
     }
+    if 'pos_embed' in state_dict:
+        tables = sorted(k for k in state_dict
+                        if k.startswith('pos_embed_list.'))
+        if tables:
+            raise CheckpointError(
+                f"the state dict has both 'pos_embed' and {tables}: it is "
+                'neither a plain ViT nor a SuperViT checkpoint')
+        converted.update(_tables_from_pos_embed(state_dict['pos_embed']))
+    return converted
 
 
 class SuperViTAttention(nn.Module):
@@ -492,8 +560,12 @@ class SuperViT(DenseBackbone):
     def identify_arch(cls, state_dict: StateDict
                       ) -> Optional[Union[str, dict]]:
         """Width, depth, stem, MLP ratio and qkv bias from the keys (the
-        number of heads is not visible in the shapes)."""
-        sd = convert_supervit(state_dict)
+        number of heads is not visible in the shapes). A plain DeiT/LV-ViT
+        checkpoint is recognised as the SuperViT arch it converts to."""
+        try:
+            sd = convert_supervit(state_dict)
+        except CheckpointError:  # a position table of another model
+            return None
         if not {'cls_token', 'pos_embed_list.0', 'blocks.0.attn.qkv.weight',
                 'blocks.0.mlp.fc1.weight'} <= set(sd):
             return None

@@ -3,15 +3,20 @@ contract, token restoration, checkpoints, misuse)."""
 import argparse
 import importlib.util
 import json
+import logging
 import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import (VisionTransformer,
+                                            checkpoint_filter_fn)
 
 import mmsupervit  # noqa: F401
 from mmsupervit.models.backbones.supervit import (PRUNE_BLOCKS, SuperViT,
                                                   convert_supervit)
+from mmsupervit.models.utils import checkpoint as ckpt_module
 from mmsupervit.models.utils.checkpoint import (CheckpointError,
                                                 load_pretrained,
                                                 unwrap_state_dict)
@@ -44,6 +49,17 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def logs(monkeypatch):
+    """(level, message) of everything the checkpoint loader logs."""
+    records = []
+    monkeypatch.setattr(
+        ckpt_module, 'print_log',
+        lambda msg, logger=None, level=logging.INFO: records.append(
+            (level, msg)))
+    return records
 
 
 def golden_model(name, golden_path):
@@ -396,14 +412,131 @@ def test_init_cfg_with_namespace_and_ema(tmp_path, golden):
                                deit_sd['pos_embed_list.1'].float())
 
 
-def test_converter_tool(tmp_path, golden):
-    ckpt_file = golden('supervit_deit_tiny.ckpt.pth')
+def _randomised(state_dict):
+    """Every tensor redrawn, so that none equals an initial value (LayerNorm
+    weights 1, biases 0, ...)."""
+    gen = torch.Generator().manual_seed(1)
+    return {
+        k: torch.rand(v.shape, generator=gen) - 0.5 if v.is_floating_point()
+        else v
+        for k, v in state_dict.items()
+    }
+
+
+def _check_plain_vit_loaded(model, plain, expected_tables):
+    """Every weight of ``model`` is the plain checkpoint's or an expected
+    table, and changed from its initialisation."""
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.init_weights()
+    after = model.state_dict()
+    expected = {k: v for k, v in plain.items()
+                if k != 'pos_embed' and not k.startswith(('head.',
+                                                          'aux_head.'))}
+    expected.update(expected_tables)
+    assert set(after) == set(expected)
+    for key, value in after.items():
+        assert torch.equal(value, expected[key]), key
+        if key.endswith('num_batches_tracked'):
+            continue
+        assert not torch.equal(value, before[key]), f'{key} not loaded'
+
+
+def test_plain_deit_checkpoint_fills_every_table(tmp_path, logs):
+    """A timm/DeiT ImageNet checkpoint (one 224 px ``pos_embed``) fills all
+    four position tables: 224 is the checkpoint's, the others are what timm
+    gives a ViT built for that size loading the same checkpoint."""
+    vit = VisionTransformer(
+        img_size=224, patch_size=16, embed_dim=32, depth=2, num_heads=2,
+        num_classes=10)
+    plain = _randomised(vit.state_dict())  # timm's own key names
+    path = str(tmp_path / 'deit_small_like.pth')
+    torch.save(dict(model=plain, epoch=299), path)  # deit main.py layout
+    tables = {}
+    for i, size in enumerate((128, 160, 192, 224)):
+        at_size = VisionTransformer(
+            img_size=size, patch_size=16, embed_dim=32, depth=2,
+            num_heads=2, num_classes=10)
+        tables[f'pos_embed_list.{i}'] = checkpoint_filter_fn(
+            dict(plain), at_size)['pos_embed']
+    assert torch.equal(tables['pos_embed_list.3'], plain['pos_embed'])
+    assert [t.shape[1] for t in tables.values()] == [65, 101, 145, 197]
+    cfg = dict(type='Pretrained', checkpoint=path)
+    model = SuperViT(arch=dict(embed_dims=32, depth=2, num_heads=2),
+                     init_cfg=cfg)
+    _check_plain_vit_loaded(model, plain, tables)
+    assert model.init_from_pretrained(cfg) == ([], [])  # strict, complete
+    assert not [m for level, m in logs if level >= logging.WARNING]
+    assert SuperViT.identify_arch(plain) == dict(
+        embed_dims=32, depth=2, mlp_ratio=4.0, qkv_bias=True, stem='patch')
+    # the converter tool writes the same tables
+    dst = str(tmp_path / 'converted.pth')
+    _converter_tool().main([path, dst])
+    saved = torch.load(dst, map_location='cpu', weights_only=True)
+    assert all(torch.equal(saved['state_dict'][k], v)
+               for k, v in tables.items())
+    assert 'pos_embed' not in saved['state_dict']
+
+
+def test_plain_lvvit_checkpoint_fills_every_table(tmp_path, golden):
+    """An LV-ViT checkpoint (TokenLabeling ``lvvit.py``: the SuperViT LV-ViT
+    keys with one ``pos_embed`` instead of the four tables)."""
+    official = unwrap_state_dict(torch.load(
+        golden('supervit_lvvit_tiny.ckpt.pth'), map_location='cpu',
+        weights_only=True))
+    plain = {k: v for k, v in official.items()
+             if not k.startswith('pos_embed_list.')}
+    plain['pos_embed'] = torch.zeros(1, 197, 32)
+    plain = _randomised(plain)
+    path = str(tmp_path / 'lvvit_like.pth')
+    torch.save(dict(state_dict_ema=plain), path)
+    tables = {
+        f'pos_embed_list.{i}': resample_abs_pos_embed(
+            plain['pos_embed'], [size // 16] * 2, num_prefix_tokens=1)
+        for i, size in enumerate((128, 160, 192, 224))
+    }
+    model = SuperViT(arch=TINY['lvvit'],
+                     init_cfg=dict(type='Pretrained', checkpoint=path))
+    _check_plain_vit_loaded(model, plain, tables)
+    assert torch.equal(model.pos_embed_list[3], plain['pos_embed'])
+
+
+def test_plain_vit_conversion_is_idempotent_and_checked():
+    plain = {'cls_token': torch.randn(1, 1, 8),
+             'pos_embed': torch.randn(1, 1 + 24 * 24, 8),  # a 384 px one
+             'head.weight': torch.randn(2, 8)}
+    converted = convert_supervit(plain)
+    assert sorted(converted) == ['cls_token'] + [
+        f'pos_embed_list.{i}' for i in range(4)]
+    again = convert_supervit(converted)
+    assert again.keys() == converted.keys()
+    assert all(torch.equal(again[k], v) for k, v in converted.items())
+    # the class token's entry is kept; the grid is resampled
+    assert all(torch.equal(t[:, :1], plain['pos_embed'][:, :1])
+               for t in again.values() if t.shape[1] > 1)
+    with pytest.raises(CheckpointError, match=r"both 'pos_embed' and "
+                       r"\['pos_embed_list\.0'\]"):
+        convert_supervit(dict(plain, **{'pos_embed_list.0': converted[
+            'pos_embed_list.0']}))
+    distilled = dict(plain, pos_embed=torch.randn(1, 2 + 196, 8))
+    with pytest.raises(CheckpointError, match=r"'pos_embed' has shape "
+                       r'\(1, 198, 8\); expected \(1, 1 \+ n \* n, C\)'):
+        convert_supervit(distilled)
+    assert SuperViT.identify_arch(distilled) is None
+
+
+def _converter_tool():
     spec = importlib.util.spec_from_file_location(
         'supervit2mmsupervit',
         osp.join(REPO_ROOT, 'tools', 'model_converters',
                  'supervit2mmsupervit.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_converter_tool(tmp_path, golden):
+    ckpt_file = golden('supervit_deit_tiny.ckpt.pth')
+    tool = _converter_tool()
     dst = str(tmp_path / 'out' / 'deit.pth')
     tool.main([ckpt_file, dst])
     saved = torch.load(dst, map_location='cpu', weights_only=True)
