@@ -407,7 +407,8 @@ class SuperViT(DenseBackbone):
             ``dict(type='BN')``.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
         init_cfg (dict | list[dict], optional): A ``Pretrained`` entry
-            (``checkpoint``, optional ``prefix``) loads an official or
+            (``checkpoint``, optional ``prefix``) loads an official SuperViT,
+            a plain DeiT/LV-ViT (see :func:`convert_supervit`) or a
             converted checkpoint; it must hold every weight of the backbone
             and no other (heads are dropped by the conversion) unless the
             entry says ``strict=False`` or ``min_loaded=<fraction>``.
