@@ -362,12 +362,14 @@ class SuperViT(DenseBackbone):
     unpruned network.
 
     **Input scale** (``input_scale`` != 1). The trunk runs on the input
-    resized by ``input_scale`` (bilinear). Its position table is the one
+    resized by ``input_scale`` (bilinear with ``align_corners=True``, as the
+    official model resizes its input to a trained size). Its position table is the one
     trained at ``224 * input_scale`` when that is a trained size (scales
     128/224, 160/224, 192/224 and 1 select the 128/160/192/224 px tables),
     otherwise the ``pos_embed_size`` table (e.g. for 0.5 or 0.75), resampled
-    to the grid. The maps are then bilinearly resampled (pixel centres
-    aligned) to the stride-16 grid of the original padded input, so heads
+    to the grid. The maps are then bilinearly resampled to the stride-16
+    grid of the original padded input, each cell read where the resized
+    input shows its centre (:meth:`_to_nominal_grid`), so heads
     and anchors see the nominal stride and the same map sizes as at scale 1.
 
     Budgets are plain config values, so one model serves several budgets at
@@ -797,20 +799,36 @@ class SuperViT(DenseBackbone):
                                                                     int],
                          input_hw: Tuple[int, int]) -> torch.Tensor:
         """Resample maps of the scaled trunk to the stride-16 grid of the
-        original (padded) input, aligning pixel centres."""
+        original (padded) input.
+
+        Each output cell reads the trunk map where the resized input shows
+        the cell's centre. The input resize (bilinear, ``align_corners=True``
+        as in the official model) maps original pixel index p to scaled
+        index ``p * (hs - 1) / (H - 1)``, so the centre of output cell i,
+        original coordinate ``16i + 8`` (pixel index ``16i + 7.5``), is at
+        scaled coordinate ``(16i + 7.5) * (hs - 1) / (H - 1) + 0.5``, i.e.
+        trunk-map coordinate that / 16. Outside the trunk map's cell centres
+        the border cells are repeated.
+        """
         hs, ws = (int(v) for v in scaled_hw)
         H, W = (int(v) for v in input_hw)
-        gh, gw = maps.shape[-2:]
-        out_h = math.ceil(H / self.patch_size)
-        out_w = math.ceil(W / self.patch_size)
-        # Centre of output cell i is original pixel 16i + 8, i.e. scaled
-        # pixel (16i + 8) * hs / H, i.e. trunk-map coordinate that / 16.
-        ys = (torch.arange(out_h, dtype=maps.dtype, device=maps.device) +
-              0.5) * (hs / H)
-        xs = (torch.arange(out_w, dtype=maps.dtype, device=maps.device) +
-              0.5) * (ws / W)
-        ys = 2 * ys / gh - 1
-        xs = 2 * xs / gw - 1
+
+        def trunk_coords(n_out: int, n_scaled: int, n_orig: int,
+                         n_grid: int) -> torch.Tensor:
+            """Normalised trunk-map coordinates of the output cell centres
+            along one axis (``grid_sample``, ``align_corners=False``)."""
+            index = torch.arange(
+                n_out, dtype=maps.dtype,
+                device=maps.device) * self.patch_size + (
+                    self.patch_size / 2 - 0.5)
+            # n_orig >= 16 (check_input); n_scaled == 1 reads pixel 0 only
+            scaled = index * ((n_scaled - 1) / (n_orig - 1)) + 0.5
+            return 2 * scaled / (n_grid * self.patch_size) - 1
+
+        ys = trunk_coords(math.ceil(H / self.patch_size), hs, H,
+                          maps.shape[-2])
+        xs = trunk_coords(math.ceil(W / self.patch_size), ws, W,
+                          maps.shape[-1])
         grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], -1)
         grid = grid.unsqueeze(0).expand(maps.shape[0], -1, -1, -1)
         return F.grid_sample(
@@ -836,8 +854,9 @@ class SuperViT(DenseBackbone):
         if input_scale != 1:
             size = (max(1, round(H * input_scale)),
                     max(1, round(W * input_scale)))
+            # as the official forward resizes to its trained sizes
             trunk_in = F.interpolate(
-                x, size, mode='bilinear', align_corners=False)
+                x, size, mode='bilinear', align_corners=True)
         out = self._trunk(trunk_in, self.pos_embed_size_for_scale(input_scale),
                           keep_rate, self.out_indices)
         h, w = out['stem'].shape[-2:]

@@ -335,38 +335,107 @@ def test_keep_rate_one_is_unpruned_and_sampling_in_training():
 # ----------------------------------------------------------------------------
 # input scale
 # ----------------------------------------------------------------------------
-def test_input_scale_table_choice_and_alignment():
+def test_input_scale_table_choice():
     model = SuperViT(arch=SMALL['deit'], pos_embed_size=192).eval()
     assert model.pos_embed_size_for_scale(1.0) == 224
     assert model.pos_embed_size_for_scale(160 / 224) == 160
     assert model.pos_embed_size_for_scale(128 / 224) == 128
     assert model.pos_embed_size_for_scale(0.5) == 192
-    # at 160/224 the trunk equals the token path at 160 with the 160 table
+    # at 160/224 the trunk is the token path at 160 with the 160 table, on
+    # the input resized as the official model does
     x = torch.randn(1, 3, 224, 224)
     model.input_scale = 160 / 224
     with torch.no_grad():
         maps = model(x)
-        tok = model.forward_tokens(
-            F.interpolate(x, (160, 160), mode='bilinear',
-                          align_corners=False),
-            pos_embed_size=160)
+        tok = model.forward_tokens(x, pos_embed_size=160, resize_input=True)
     trunk = tok['blocks'][2][:, 1:].transpose(1, 2).reshape(1, 32, 10, 10)
     assert maps[0].shape == (1, 32, 14, 14)
-    # output cell centres are sampled from the 10x10 trunk map
-    idx = (torch.arange(14) + 0.5) * 10 / 14 - 0.5
-    expected = F.grid_sample(
-        trunk,
-        torch.stack(torch.meshgrid(2 * (idx + 0.5) / 10 - 1,
-                                   2 * (idx + 0.5) / 10 - 1,
-                                   indexing='ij')[::-1], -1)[None],
-        mode='bilinear', padding_mode='border', align_corners=False)
-    torch.testing.assert_close(maps[0], expected)
-    # scale 0.5 on a multiple of 32 is a plain 2x bilinear upsampling
-    m = torch.randn(1, 32, 3, 4)
-    up = model._to_nominal_grid(m, (48, 64), (96, 128))
     torch.testing.assert_close(
-        up, F.interpolate(m, scale_factor=2, mode='bilinear',
-                          align_corners=False))
+        maps[0], model._to_nominal_grid(trunk, (160, 160), (224, 224)))
+
+
+@pytest.mark.parametrize('name', ['deit', 'lvvit'])
+@pytest.mark.parametrize('run_key', ['160_0.5', '128_1.0'])
+def test_dense_input_scale_runs_the_official_trunk(name, run_key, golden):
+    """On the golden 64x64 input, ``input_scale = size / 64`` with the
+    ``size`` table runs exactly the official ``model(x, size, keep)``,
+    which resizes with bilinear ``align_corners=True``."""
+    model, ref, *_ = golden_model(name, golden)
+    run = ref[run_key]
+    size, feats = run['img_size'], run['features']
+    seen = {}
+    hooks = [model.patch_embed.register_forward_hook(
+        lambda mod, args, out: seen.__setitem__('patch_embed', out))]
+    for i in range(12):
+        hooks.append(model.blocks[i].register_forward_hook(
+            lambda mod, args, out, i=i: seen.__setitem__(i, out[0])))
+    model.pos_embed_size = size
+    model.input_scale = size / 64
+    model.keep_rate = run['keep_ratio']
+    try:
+        with torch.no_grad():
+            maps = model(ref['input'])
+    finally:
+        model.pos_embed_size, model.input_scale, model.keep_rate = 224, 1., 1.
+        for hook in hooks:
+            hook.remove()
+    stem = seen['patch_embed']
+    assert stem.shape[-2:] == (size // 16, size // 16)
+    if name == 'deit':
+        stem = stem.flatten(2).transpose(1, 2)
+    torch.testing.assert_close(stem, feats['patch_embed'], **TOL)
+    for i in (2, 3, 5, 6, 8, 9, 11):  # official order, kept tokens only
+        torch.testing.assert_close(seen[i], feats[f'blocks.{i}'], **TOL)
+    assert [o.shape for o in maps] == [(2, 32, 4, 4)] * 4
+    if run['keep_ratio'] == 1:  # the maps are the official tokens, resampled
+        side = size // 16
+        for m, key in zip(maps,
+                          ['blocks.2', 'blocks.5', 'blocks.8', 'norm']):
+            grid = feats[key][:, 1:].transpose(1, 2).reshape(
+                2, 32, side, side)
+            torch.testing.assert_close(
+                m, model._to_nominal_grid(grid, (size, size), (64, 64)),
+                **TOL)
+
+
+@pytest.mark.parametrize('hw,scaled_hw', [((96, 96), (48, 48)),
+                                          ((224, 224), (160, 160)),
+                                          ((64, 64), (128, 128)),
+                                          ((97, 131), (73, 98))])
+def test_nominal_grid_follows_the_input_resize(hw, scaled_hw):
+    """Output cell i of the original input (centre at pixel coordinate
+    16 i + 8) reads the trunk map where the resized input shows that point.
+
+    The ``align_corners=True`` resize maps original pixel index p to scaled
+    index p (hs - 1) / (H - 1). A trunk map whose cells hold the original
+    coordinate their centre shows is linear, so its bilinear resampling at
+    every interior output cell must give exactly 16 i + 8.
+    """
+    model = SuperViT(arch=SMALL['deit'])
+    (H, W), (hs, ws) = hw, scaled_hw
+    # the resize really is this affine map of pixel indices
+    ramp = (torch.arange(H, dtype=torch.float64) + 0.5).view(1, 1, H, 1)
+    resized = F.interpolate(ramp, (hs, 1), mode='bilinear',
+                            align_corners=True).flatten()
+    seen = (torch.arange(hs) * (H - 1) / (hs - 1) + 0.5).double()
+    torch.testing.assert_close(resized, seen)
+
+    def seen_at_cells(n_scaled, n_orig):
+        centres = torch.arange(-(-n_scaled // 16)) * 16 + 8.  # scaled
+        return (centres - 0.5) * (n_orig - 1) / (n_scaled - 1) + 0.5
+
+    gy, gx = seen_at_cells(hs, H), seen_at_cells(ws, W)
+    trunk = torch.stack([gy[:, None].expand(-1, len(gx)),
+                         gx[None, :].expand(len(gy), -1)])[None]
+    out = model._to_nominal_grid(trunk, (hs, ws), (H, W))
+    assert out.shape == (1, 2, -(-H // 16), -(-W // 16))
+    ys = torch.arange(out.shape[2]) * 16 + 8.
+    xs = torch.arange(out.shape[3]) * 16 + 8.
+    inner = (slice(1, -1), slice(1, -1))  # the edges are clamped
+    torch.testing.assert_close(
+        out[0, 0][inner], ys[:, None].expand(-1, len(xs))[inner])
+    torch.testing.assert_close(
+        out[0, 1][inner], xs[None, :].expand(len(ys), -1)[inner])
 
 
 # ----------------------------------------------------------------------------
