@@ -388,8 +388,11 @@ class SuperViT(DenseBackbone):
         out_indices (Sequence[int], optional): Blocks whose outputs are
             returned. Defaults to None (four evenly spaced blocks, e.g.
             (2, 5, 8, 11) for depth 12 and (3, 7, 11, 15) for depth 16).
-        final_norm (bool): Apply the final LayerNorm to the last output.
-            Defaults to True.
+        final_norm (bool): Apply the final LayerNorm to the output of the
+            last block, as the official model applies ``norm`` after its last
+            block. It only takes effect when the last block is in
+            ``out_indices`` (wherever it is listed); the outputs of earlier
+            blocks are never normalised. Defaults to True.
         keep_rate (float): Token keeping rate in (0, 1]. Defaults to 1.0.
         input_scale (float): Trunk input scale in (0, 4]. Defaults to 1.0.
         pos_embed_size (int): Trained size (128/160/192/224) whose position
@@ -615,18 +618,20 @@ class SuperViT(DenseBackbone):
 
     def unused_parameter_names(self) -> Tuple[str, ...]:
         """The position tables other than the one ``input_scale`` selects,
-        the blocks after the last output, and the final norm without
-        ``final_norm``. (With ``train_input_scales`` the table changes from
-        one training step to the next.)"""
+        the blocks after the last output, and the final norm unless
+        ``final_norm`` is set and the last block is an output. (With
+        ``train_input_scales`` the table changes from one training step to
+        the next.)"""
         used = POS_EMBED_SIZES.index(
             self.pos_embed_size_for_scale(self.input_scale))
         last = max(self.out_indices)
+        norm_used = self.final_norm and last == self.depth - 1
         names = []
         for name, _ in self.named_parameters():
             module, index = (name.split('.') + [''])[:2]
             if (module == 'pos_embed_list' and int(index) != used) or (
                     module == 'blocks' and int(index) > last) or (
-                        module == 'norm' and not self.final_norm):
+                        module == 'norm' and not norm_used):
                 names.append(name)
         return tuple(names)
 
@@ -861,10 +866,9 @@ class SuperViT(DenseBackbone):
                           keep_rate, self.out_indices)
         h, w = out['stem'].shape[-2:]
         maps = []
-        last = len(self.out_indices) - 1
-        for n, i in enumerate(self.out_indices):
+        for i in self.out_indices:
             tokens = out['dense'][i]
-            if self.final_norm and n == last:
+            if i == self.depth - 1 and self.final_norm:
                 tokens = self.norm(tokens)
             B, _, C = tokens.shape
             m = tokens[:, 1:].transpose(1, 2).reshape(B, C, h, w)

@@ -130,21 +130,29 @@ def test_golden_parity(name, run_key, golden):
 
 
 @pytest.mark.parametrize('name', ['deit', 'lvvit'])
-def test_dense_forward_equals_token_path(name, golden):
-    """At keep 1.0 the dense maps are the official tokens, re-shaped."""
+@pytest.mark.parametrize('out_indices,keys', [
+    ((2, 5, 11), ['blocks.2', 'blocks.5', 'norm']),
+    ((11, 5), ['norm', 'blocks.5']),  # the last block, not the last listed
+    ((2, 8), ['blocks.2', 'blocks.8']),  # no last block: no final norm
+])
+def test_dense_forward_equals_token_path(name, out_indices, keys, golden):
+    """At keep 1.0 the dense maps are the official tokens, re-shaped; the
+    final LayerNorm is applied to the last block's output only, as the
+    official ``norm`` after the last block."""
     model, ref, *_ = golden_model(name, golden)
     run = ref['224_1.0']
     # the official forward resized the stored input to 224 this way
     x = F.interpolate(ref['input'], (224, 224), mode='bilinear',
                       align_corners=True)
-    model.out_indices = (2, 5, 11)
+    model.out_indices = out_indices
     try:
         with torch.no_grad():
             maps = model(x)
     finally:
         model.out_indices = (2, 5, 8, 11)
     feats = run['features']
-    for m, key in zip(maps, ['blocks.2', 'blocks.5', 'norm']):
+    assert len(maps) == len(keys)
+    for m, key in zip(maps, keys):
         assert m.shape == (2, 32, 14, 14)
         tokens = m.flatten(2).transpose(1, 2)
         torch.testing.assert_close(tokens, feats[key][:, 1:], **TOL)
@@ -279,7 +287,7 @@ def test_pruned_tokens_are_restored(name, golden):
     for m, i in zip(maps, model.out_indices):
         tokens = m.flatten(2).transpose(1, 2)
         exp = expected[i][:, 1:]
-        if i == model.out_indices[-1]:
+        if i == 11:  # the last block: final norm
             exp = model.norm(expected[i])[:, 1:]
         torch.testing.assert_close(tokens, exp, atol=1e-5, rtol=1e-5)
     # a pruned token really differs from the unpruned network's value
@@ -700,6 +708,12 @@ def test_unused_parameters_follow_the_settings():
     blocks = {n for n, _ in model.named_parameters()
               if n.startswith(tuple(f'blocks.{i}.' for i in range(8, 12)))}
     assert unused == tables | blocks | {'norm.weight', 'norm.bias'}
+    # the final norm follows the last block only
+    model = SuperViT(arch=SMALL['deit'], out_indices=(3, 7))
+    assert {'norm.weight', 'norm.bias'} <= set(model.unused_parameter_names())
+    model = SuperViT(arch=SMALL['deit'], out_indices=(11, 3))
+    assert not {'norm.weight', 'norm.bias'} & set(
+        model.unused_parameter_names())
     model.input_scale = 160 / 224
     assert 'pos_embed_list.1' not in model.unused_parameter_names()
     assert 'pos_embed_list.3' in model.unused_parameter_names()
