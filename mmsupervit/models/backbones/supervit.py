@@ -363,14 +363,14 @@ class SuperViT(DenseBackbone):
 
     **Input scale** (``input_scale`` != 1). The trunk runs on the input
     resized by ``input_scale`` (bilinear with ``align_corners=True``, as the
-    official model resizes its input to a trained size). Its position table is the one
-    trained at ``224 * input_scale`` when that is a trained size (scales
-    128/224, 160/224, 192/224 and 1 select the 128/160/192/224 px tables),
-    otherwise the ``pos_embed_size`` table (e.g. for 0.5 or 0.75), resampled
-    to the grid. The maps are then bilinearly resampled to the stride-16
-    grid of the original padded input, each cell read where the resized
-    input shows its centre (:meth:`_to_nominal_grid`), so heads
-    and anchors see the nominal stride and the same map sizes as at scale 1.
+    official model resizes its input to a trained size). Its position table
+    is the one trained at ``224 * input_scale`` when that is a trained size
+    (scales 128/224, 160/224, 192/224 and 1 select the 128/160/192/224 px
+    tables), otherwise the ``pos_embed_size`` table (e.g. for 0.5 or 0.75),
+    resampled to the grid. The maps are then bilinearly resampled to the
+    stride-16 grid of the original padded input, each cell read where the
+    resized input shows its centre (:meth:`_to_nominal_grid`), so heads and
+    anchors see the nominal stride and the same map sizes as at scale 1.
 
     Budgets are plain config values, so one model serves several budgets at
     test time, e.g. ``--cfg-options model.backbone.keep_rate=0.7``. With
