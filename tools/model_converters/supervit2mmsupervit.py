@@ -4,7 +4,9 @@
 
 SRC is an official file as published (``{'model': ...}`` from
 ``main_deit.py`` or timm's ``{'state_dict', 'state_dict_ema', ...}`` from
-``main_lvvit.py``; the EMA weights are preferred). DST gets
+``main_lvvit.py``; the EMA weights are preferred), or a plain ImageNet DeiT
+(timm ``deit_small_patch16_224``) or LV-ViT (``lvvit_s``) checkpoint, whose
+single ``pos_embed`` is resampled into the four trained-size tables. DST gets
 ``{'state_dict': ..., 'meta': ...}`` with the backbone's keys (classification
 heads dropped), which ``init_cfg=dict(type='Pretrained', checkpoint=DST)``
 loads. The conversion is :func:`mmsupervit.models.backbones.supervit.

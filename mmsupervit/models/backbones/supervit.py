@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from timm.layers import DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
 
-from mmsupervit.models.utils.checkpoint import StateDict
+from mmsupervit.models.utils.checkpoint import CheckpointError, StateDict
 from mmsupervit.models.utils.init import init_linear_and_norm
 from mmsupervit.registry import MODELS
 from .base import DenseBackbone, InitCfg, ShapeSpec, StageMember
@@ -67,14 +67,67 @@ _LVVIT_S = dict(
     stem_channels=64)
 
 
+def _tables_from_pos_embed(pos_embed: torch.Tensor,
+                           patch_size: int = 16) -> StateDict:
+    """``pos_embed_list.{0..3}`` from a plain ViT's single position table.
+
+    This is our choice, not the official code's: the official SuperViT is
+    trained from scratch, and its leftover DeiT ``--finetune`` branch reads a
+    ``pos_embed`` this model does not have. Fine-tuning from the common
+    ImageNet checkpoints (DeiT, LV-ViT) needs every trained-size table
+    filled, so each one is the checkpoint's table resampled to that size's
+    grid with timm's ``resample_abs_pos_embed`` and its defaults (bicubic,
+    antialiased, class-token entry kept), the convention timm uses to load
+    a ViT at another image size and the one :meth:`SuperViT._pos_embed` uses
+    at run time. (DeiT's own fine-tuning code resizes with plain bicubic,
+    ``align_corners=False``, without antialiasing, which gives slightly
+    different values.) A table whose grid equals the checkpoint's (224 px
+    for a 224 px checkpoint) is the checkpoint's, unchanged.
+
+    Args:
+        pos_embed (Tensor): (1, 1 + n * n, C): class token, then an n x n
+            grid.
+        patch_size (int): Patch size of the model. Defaults to 16.
+
+    Returns:
+        dict: ``{'pos_embed_list.i': (1, 1 + (s // patch_size) ** 2, C)}``
+        for the sizes ``s`` of :data:`POS_EMBED_SIZES`.
+
+    Raises:
+        CheckpointError: If the table is not one class token plus a square
+            grid (e.g. a distilled DeiT with two prefix tokens).
+    """
+    shape = tuple(pos_embed.shape)
+    side = math.isqrt(shape[1] - 1) if len(shape) == 3 and shape[1] > 1 \
+        else 0
+    if len(shape) != 3 or shape[0] != 1 or side * side != shape[1] - 1:
+        raise CheckpointError(
+            f"'pos_embed' has shape {shape}; expected (1, 1 + n * n, C): "
+            'one class token and a square grid, as in DeiT and LV-ViT')
+    return {
+        f'pos_embed_list.{i}': resample_abs_pos_embed(
+            pos_embed,
+            new_size=[size // patch_size] * 2,
+            old_size=[side, side],
+            num_prefix_tokens=1)
+        for i, size in enumerate(POS_EMBED_SIZES)
+    }
+
+
 def convert_supervit(state_dict: StateDict) -> StateDict:
-    """Convert an official SuperViT state dict to this backbone's keys.
+    """Convert an official SuperViT (or plain DeiT / LV-ViT) state dict to
+    this backbone's keys.
 
     The backbone keeps the official parameter names (``cls_token``,
     ``pos_embed_list.{0..3}``, ``patch_embed.*``, ``blocks.i.*``, ``norm.*``),
-    so the conversion only strips a ``module.`` (DataParallel) prefix and
-    drops the classification heads (``head``, LV-ViT's ``aux_head``). It is
-    idempotent: an already converted state dict comes back unchanged.
+    so the conversion strips a ``module.`` (DataParallel) prefix and drops
+    the classification heads (``head``, LV-ViT's ``aux_head``). A plain ViT
+    checkpoint of the same layout with a single ``pos_embed`` (timm/DeiT
+    ``deit_small_patch16_224``, LV-ViT ``lvvit_s``) gets every
+    ``pos_embed_list`` table from it, resampled to each trained size (see
+    :func:`_tables_from_pos_embed`: our choice, the official code has none).
+    The conversion is idempotent: an already converted state dict comes back
+    unchanged.
 
     Args:
         state_dict (dict): Official weights (``checkpoint['model']`` for
@@ -83,13 +136,28 @@ def convert_supervit(state_dict: StateDict) -> StateDict:
 
     Returns:
         dict: The weights under this backbone's key names.
+
+    Raises:
+        CheckpointError: If the state dict has both ``pos_embed`` and
+            ``pos_embed_list`` tables, or a ``pos_embed`` that is not one
+            class token plus a square grid.
     """
     if state_dict and all(k.startswith('module.') for k in state_dict):
         state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
-    return {
+    converted = {
         k: v
-        for k, v in state_dict.items() if not k.startswith(_DROPPED_PREFIXES)
+        for k, v in state_dict.items()
+        if not k.startswith(_DROPPED_PREFIXES) and k != 'pos_embed'
     }
+    if 'pos_embed' in state_dict:
+        tables = sorted(k for k in state_dict
+                        if k.startswith('pos_embed_list.'))
+        if tables:
+            raise CheckpointError(
+                f"the state dict has both 'pos_embed' and {tables}: it is "
+                'neither a plain ViT nor a SuperViT checkpoint')
+        converted.update(_tables_from_pos_embed(state_dict['pos_embed']))
+    return converted
 
 
 class SuperViTAttention(nn.Module):
@@ -294,13 +362,15 @@ class SuperViT(DenseBackbone):
     unpruned network.
 
     **Input scale** (``input_scale`` != 1). The trunk runs on the input
-    resized by ``input_scale`` (bilinear). Its position table is the one
-    trained at ``224 * input_scale`` when that is a trained size (scales
-    128/224, 160/224, 192/224 and 1 select the 128/160/192/224 px tables),
-    otherwise the ``pos_embed_size`` table (e.g. for 0.5 or 0.75), resampled
-    to the grid. The maps are then bilinearly resampled (pixel centres
-    aligned) to the stride-16 grid of the original padded input, so heads
-    and anchors see the nominal stride and the same map sizes as at scale 1.
+    resized by ``input_scale`` (bilinear with ``align_corners=True``, as the
+    official model resizes its input to a trained size). Its position table
+    is the one trained at ``224 * input_scale`` when that is a trained size
+    (scales 128/224, 160/224, 192/224 and 1 select the 128/160/192/224 px
+    tables), otherwise the ``pos_embed_size`` table (e.g. for 0.5 or 0.75),
+    resampled to the grid. The maps are then bilinearly resampled to the
+    stride-16 grid of the original padded input, each cell read where the
+    resized input shows its centre (:meth:`_to_nominal_grid`), so heads and
+    anchors see the nominal stride and the same map sizes as at scale 1.
 
     Budgets are plain config values, so one model serves several budgets at
     test time, e.g. ``--cfg-options model.backbone.keep_rate=0.7``. With
@@ -318,8 +388,11 @@ class SuperViT(DenseBackbone):
         out_indices (Sequence[int], optional): Blocks whose outputs are
             returned. Defaults to None (four evenly spaced blocks, e.g.
             (2, 5, 8, 11) for depth 12 and (3, 7, 11, 15) for depth 16).
-        final_norm (bool): Apply the final LayerNorm to the last output.
-            Defaults to True.
+        final_norm (bool): Apply the final LayerNorm to the output of the
+            last block, as the official model applies ``norm`` after its last
+            block. It only takes effect when the last block is in
+            ``out_indices`` (wherever it is listed); the outputs of earlier
+            blocks are never normalised. Defaults to True.
         keep_rate (float): Token keeping rate in (0, 1]. Defaults to 1.0.
         input_scale (float): Trunk input scale in (0, 4]. Defaults to 1.0.
         pos_embed_size (int): Trained size (128/160/192/224) whose position
@@ -339,7 +412,8 @@ class SuperViT(DenseBackbone):
             ``dict(type='BN')``.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
         init_cfg (dict | list[dict], optional): A ``Pretrained`` entry
-            (``checkpoint``, optional ``prefix``) loads an official or
+            (``checkpoint``, optional ``prefix``) loads an official SuperViT,
+            a plain DeiT/LV-ViT (see :func:`convert_supervit`) or a
             converted checkpoint; it must hold every weight of the backbone
             and no other (heads are dropped by the conversion) unless the
             entry says ``strict=False`` or ``min_loaded=<fraction>``.
@@ -492,8 +566,12 @@ class SuperViT(DenseBackbone):
     def identify_arch(cls, state_dict: StateDict
                       ) -> Optional[Union[str, dict]]:
         """Width, depth, stem, MLP ratio and qkv bias from the keys (the
-        number of heads is not visible in the shapes)."""
-        sd = convert_supervit(state_dict)
+        number of heads is not visible in the shapes). A plain DeiT/LV-ViT
+        checkpoint is recognised as the SuperViT arch it converts to."""
+        try:
+            sd = convert_supervit(state_dict)
+        except CheckpointError:  # a position table of another model
+            return None
         if not {'cls_token', 'pos_embed_list.0', 'blocks.0.attn.qkv.weight',
                 'blocks.0.mlp.fc1.weight'} <= set(sd):
             return None
@@ -540,18 +618,20 @@ class SuperViT(DenseBackbone):
 
     def unused_parameter_names(self) -> Tuple[str, ...]:
         """The position tables other than the one ``input_scale`` selects,
-        the blocks after the last output, and the final norm without
-        ``final_norm``. (With ``train_input_scales`` the table changes from
-        one training step to the next.)"""
+        the blocks after the last output, and the final norm unless
+        ``final_norm`` is set and the last block is an output. (With
+        ``train_input_scales`` the table changes from one training step to
+        the next.)"""
         used = POS_EMBED_SIZES.index(
             self.pos_embed_size_for_scale(self.input_scale))
         last = max(self.out_indices)
+        norm_used = self.final_norm and last == self.depth - 1
         names = []
         for name, _ in self.named_parameters():
             module, index = (name.split('.') + [''])[:2]
             if (module == 'pos_embed_list' and int(index) != used) or (
                     module == 'blocks' and int(index) > last) or (
-                        module == 'norm' and not self.final_norm):
+                        module == 'norm' and not norm_used):
                 names.append(name)
         return tuple(names)
 
@@ -724,20 +804,36 @@ class SuperViT(DenseBackbone):
                                                                     int],
                          input_hw: Tuple[int, int]) -> torch.Tensor:
         """Resample maps of the scaled trunk to the stride-16 grid of the
-        original (padded) input, aligning pixel centres."""
+        original (padded) input.
+
+        Each output cell reads the trunk map where the resized input shows
+        the cell's centre. The input resize (bilinear, ``align_corners=True``
+        as in the official model) maps original pixel index p to scaled
+        index ``p * (hs - 1) / (H - 1)``, so the centre of output cell i,
+        original coordinate ``16i + 8`` (pixel index ``16i + 7.5``), is at
+        scaled coordinate ``(16i + 7.5) * (hs - 1) / (H - 1) + 0.5``, i.e.
+        trunk-map coordinate that / 16. Outside the trunk map's cell centres
+        the border cells are repeated.
+        """
         hs, ws = (int(v) for v in scaled_hw)
         H, W = (int(v) for v in input_hw)
-        gh, gw = maps.shape[-2:]
-        out_h = math.ceil(H / self.patch_size)
-        out_w = math.ceil(W / self.patch_size)
-        # Centre of output cell i is original pixel 16i + 8, i.e. scaled
-        # pixel (16i + 8) * hs / H, i.e. trunk-map coordinate that / 16.
-        ys = (torch.arange(out_h, dtype=maps.dtype, device=maps.device) +
-              0.5) * (hs / H)
-        xs = (torch.arange(out_w, dtype=maps.dtype, device=maps.device) +
-              0.5) * (ws / W)
-        ys = 2 * ys / gh - 1
-        xs = 2 * xs / gw - 1
+
+        def trunk_coords(n_out: int, n_scaled: int, n_orig: int,
+                         n_grid: int) -> torch.Tensor:
+            """Normalised trunk-map coordinates of the output cell centres
+            along one axis (``grid_sample``, ``align_corners=False``)."""
+            index = torch.arange(
+                n_out, dtype=maps.dtype,
+                device=maps.device) * self.patch_size + (
+                    self.patch_size / 2 - 0.5)
+            # n_orig >= 16 (check_input); n_scaled == 1 reads pixel 0 only
+            scaled = index * ((n_scaled - 1) / (n_orig - 1)) + 0.5
+            return 2 * scaled / (n_grid * self.patch_size) - 1
+
+        ys = trunk_coords(math.ceil(H / self.patch_size), hs, H,
+                          maps.shape[-2])
+        xs = trunk_coords(math.ceil(W / self.patch_size), ws, W,
+                          maps.shape[-1])
         grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], -1)
         grid = grid.unsqueeze(0).expand(maps.shape[0], -1, -1, -1)
         return F.grid_sample(
@@ -763,16 +859,16 @@ class SuperViT(DenseBackbone):
         if input_scale != 1:
             size = (max(1, round(H * input_scale)),
                     max(1, round(W * input_scale)))
+            # as the official forward resizes to its trained sizes
             trunk_in = F.interpolate(
-                x, size, mode='bilinear', align_corners=False)
+                x, size, mode='bilinear', align_corners=True)
         out = self._trunk(trunk_in, self.pos_embed_size_for_scale(input_scale),
                           keep_rate, self.out_indices)
         h, w = out['stem'].shape[-2:]
         maps = []
-        last = len(self.out_indices) - 1
-        for n, i in enumerate(self.out_indices):
+        for i in self.out_indices:
             tokens = out['dense'][i]
-            if self.final_norm and n == last:
+            if i == self.depth - 1 and self.final_norm:
                 tokens = self.norm(tokens)
             B, _, C = tokens.shape
             m = tokens[:, 1:].transpose(1, 2).reshape(B, C, h, w)

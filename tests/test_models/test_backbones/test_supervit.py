@@ -3,15 +3,20 @@ contract, token restoration, checkpoints, misuse)."""
 import argparse
 import importlib.util
 import json
+import logging
 import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import (VisionTransformer,
+                                            checkpoint_filter_fn)
 
 import mmsupervit  # noqa: F401
 from mmsupervit.models.backbones.supervit import (PRUNE_BLOCKS, SuperViT,
                                                   convert_supervit)
+from mmsupervit.models.utils import checkpoint as ckpt_module
 from mmsupervit.models.utils.checkpoint import (CheckpointError,
                                                 load_pretrained,
                                                 unwrap_state_dict)
@@ -44,6 +49,17 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def logs(monkeypatch):
+    """(level, message) of everything the checkpoint loader logs."""
+    records = []
+    monkeypatch.setattr(
+        ckpt_module, 'print_log',
+        lambda msg, logger=None, level=logging.INFO: records.append(
+            (level, msg)))
+    return records
 
 
 def golden_model(name, golden_path):
@@ -114,21 +130,29 @@ def test_golden_parity(name, run_key, golden):
 
 
 @pytest.mark.parametrize('name', ['deit', 'lvvit'])
-def test_dense_forward_equals_token_path(name, golden):
-    """At keep 1.0 the dense maps are the official tokens, re-shaped."""
+@pytest.mark.parametrize('out_indices,keys', [
+    ((2, 5, 11), ['blocks.2', 'blocks.5', 'norm']),
+    ((11, 5), ['norm', 'blocks.5']),  # the last block, not the last listed
+    ((2, 8), ['blocks.2', 'blocks.8']),  # no last block: no final norm
+])
+def test_dense_forward_equals_token_path(name, out_indices, keys, golden):
+    """At keep 1.0 the dense maps are the official tokens, re-shaped; the
+    final LayerNorm is applied to the last block's output only, as the
+    official ``norm`` after the last block."""
     model, ref, *_ = golden_model(name, golden)
     run = ref['224_1.0']
     # the official forward resized the stored input to 224 this way
     x = F.interpolate(ref['input'], (224, 224), mode='bilinear',
                       align_corners=True)
-    model.out_indices = (2, 5, 11)
+    model.out_indices = out_indices
     try:
         with torch.no_grad():
             maps = model(x)
     finally:
         model.out_indices = (2, 5, 8, 11)
     feats = run['features']
-    for m, key in zip(maps, ['blocks.2', 'blocks.5', 'norm']):
+    assert len(maps) == len(keys)
+    for m, key in zip(maps, keys):
         assert m.shape == (2, 32, 14, 14)
         tokens = m.flatten(2).transpose(1, 2)
         torch.testing.assert_close(tokens, feats[key][:, 1:], **TOL)
@@ -263,7 +287,7 @@ def test_pruned_tokens_are_restored(name, golden):
     for m, i in zip(maps, model.out_indices):
         tokens = m.flatten(2).transpose(1, 2)
         exp = expected[i][:, 1:]
-        if i == model.out_indices[-1]:
+        if i == 11:  # the last block: final norm
             exp = model.norm(expected[i])[:, 1:]
         torch.testing.assert_close(tokens, exp, atol=1e-5, rtol=1e-5)
     # a pruned token really differs from the unpruned network's value
@@ -319,38 +343,107 @@ def test_keep_rate_one_is_unpruned_and_sampling_in_training():
 # ----------------------------------------------------------------------------
 # input scale
 # ----------------------------------------------------------------------------
-def test_input_scale_table_choice_and_alignment():
+def test_input_scale_table_choice():
     model = SuperViT(arch=SMALL['deit'], pos_embed_size=192).eval()
     assert model.pos_embed_size_for_scale(1.0) == 224
     assert model.pos_embed_size_for_scale(160 / 224) == 160
     assert model.pos_embed_size_for_scale(128 / 224) == 128
     assert model.pos_embed_size_for_scale(0.5) == 192
-    # at 160/224 the trunk equals the token path at 160 with the 160 table
+    # at 160/224 the trunk is the token path at 160 with the 160 table, on
+    # the input resized as the official model does
     x = torch.randn(1, 3, 224, 224)
     model.input_scale = 160 / 224
     with torch.no_grad():
         maps = model(x)
-        tok = model.forward_tokens(
-            F.interpolate(x, (160, 160), mode='bilinear',
-                          align_corners=False),
-            pos_embed_size=160)
+        tok = model.forward_tokens(x, pos_embed_size=160, resize_input=True)
     trunk = tok['blocks'][2][:, 1:].transpose(1, 2).reshape(1, 32, 10, 10)
     assert maps[0].shape == (1, 32, 14, 14)
-    # output cell centres are sampled from the 10x10 trunk map
-    idx = (torch.arange(14) + 0.5) * 10 / 14 - 0.5
-    expected = F.grid_sample(
-        trunk,
-        torch.stack(torch.meshgrid(2 * (idx + 0.5) / 10 - 1,
-                                   2 * (idx + 0.5) / 10 - 1,
-                                   indexing='ij')[::-1], -1)[None],
-        mode='bilinear', padding_mode='border', align_corners=False)
-    torch.testing.assert_close(maps[0], expected)
-    # scale 0.5 on a multiple of 32 is a plain 2x bilinear upsampling
-    m = torch.randn(1, 32, 3, 4)
-    up = model._to_nominal_grid(m, (48, 64), (96, 128))
     torch.testing.assert_close(
-        up, F.interpolate(m, scale_factor=2, mode='bilinear',
-                          align_corners=False))
+        maps[0], model._to_nominal_grid(trunk, (160, 160), (224, 224)))
+
+
+@pytest.mark.parametrize('name', ['deit', 'lvvit'])
+@pytest.mark.parametrize('run_key', ['160_0.5', '128_1.0'])
+def test_dense_input_scale_runs_the_official_trunk(name, run_key, golden):
+    """On the golden 64x64 input, ``input_scale = size / 64`` with the
+    ``size`` table runs exactly the official ``model(x, size, keep)``,
+    which resizes with bilinear ``align_corners=True``."""
+    model, ref, *_ = golden_model(name, golden)
+    run = ref[run_key]
+    size, feats = run['img_size'], run['features']
+    seen = {}
+    hooks = [model.patch_embed.register_forward_hook(
+        lambda mod, args, out: seen.__setitem__('patch_embed', out))]
+    for i in range(12):
+        hooks.append(model.blocks[i].register_forward_hook(
+            lambda mod, args, out, i=i: seen.__setitem__(i, out[0])))
+    model.pos_embed_size = size
+    model.input_scale = size / 64
+    model.keep_rate = run['keep_ratio']
+    try:
+        with torch.no_grad():
+            maps = model(ref['input'])
+    finally:
+        model.pos_embed_size, model.input_scale, model.keep_rate = 224, 1., 1.
+        for hook in hooks:
+            hook.remove()
+    stem = seen['patch_embed']
+    assert stem.shape[-2:] == (size // 16, size // 16)
+    if name == 'deit':
+        stem = stem.flatten(2).transpose(1, 2)
+    torch.testing.assert_close(stem, feats['patch_embed'], **TOL)
+    for i in (2, 3, 5, 6, 8, 9, 11):  # official order, kept tokens only
+        torch.testing.assert_close(seen[i], feats[f'blocks.{i}'], **TOL)
+    assert [o.shape for o in maps] == [(2, 32, 4, 4)] * 4
+    if run['keep_ratio'] == 1:  # the maps are the official tokens, resampled
+        side = size // 16
+        for m, key in zip(maps,
+                          ['blocks.2', 'blocks.5', 'blocks.8', 'norm']):
+            grid = feats[key][:, 1:].transpose(1, 2).reshape(
+                2, 32, side, side)
+            torch.testing.assert_close(
+                m, model._to_nominal_grid(grid, (size, size), (64, 64)),
+                **TOL)
+
+
+@pytest.mark.parametrize('hw,scaled_hw', [((96, 96), (48, 48)),
+                                          ((224, 224), (160, 160)),
+                                          ((64, 64), (128, 128)),
+                                          ((97, 131), (73, 98))])
+def test_nominal_grid_follows_the_input_resize(hw, scaled_hw):
+    """Output cell i of the original input (centre at pixel coordinate
+    16 i + 8) reads the trunk map where the resized input shows that point.
+
+    The ``align_corners=True`` resize maps original pixel index p to scaled
+    index p (hs - 1) / (H - 1). A trunk map whose cells hold the original
+    coordinate their centre shows is linear, so its bilinear resampling at
+    every interior output cell must give exactly 16 i + 8.
+    """
+    model = SuperViT(arch=SMALL['deit'])
+    (H, W), (hs, ws) = hw, scaled_hw
+    # the resize really is this affine map of pixel indices
+    ramp = (torch.arange(H, dtype=torch.float64) + 0.5).view(1, 1, H, 1)
+    resized = F.interpolate(ramp, (hs, 1), mode='bilinear',
+                            align_corners=True).flatten()
+    seen = (torch.arange(hs) * (H - 1) / (hs - 1) + 0.5).double()
+    torch.testing.assert_close(resized, seen)
+
+    def seen_at_cells(n_scaled, n_orig):
+        centres = torch.arange(-(-n_scaled // 16)) * 16 + 8.  # scaled
+        return (centres - 0.5) * (n_orig - 1) / (n_scaled - 1) + 0.5
+
+    gy, gx = seen_at_cells(hs, H), seen_at_cells(ws, W)
+    trunk = torch.stack([gy[:, None].expand(-1, len(gx)),
+                         gx[None, :].expand(len(gy), -1)])[None]
+    out = model._to_nominal_grid(trunk, (hs, ws), (H, W))
+    assert out.shape == (1, 2, -(-H // 16), -(-W // 16))
+    ys = torch.arange(out.shape[2]) * 16 + 8.
+    xs = torch.arange(out.shape[3]) * 16 + 8.
+    inner = (slice(1, -1), slice(1, -1))  # the edges are clamped
+    torch.testing.assert_close(
+        out[0, 0][inner], ys[:, None].expand(-1, len(xs))[inner])
+    torch.testing.assert_close(
+        out[0, 1][inner], xs[None, :].expand(len(ys), -1)[inner])
 
 
 # ----------------------------------------------------------------------------
@@ -396,14 +489,131 @@ def test_init_cfg_with_namespace_and_ema(tmp_path, golden):
                                deit_sd['pos_embed_list.1'].float())
 
 
-def test_converter_tool(tmp_path, golden):
-    ckpt_file = golden('supervit_deit_tiny.ckpt.pth')
+def _randomised(state_dict):
+    """Every tensor redrawn, so that none equals an initial value (LayerNorm
+    weights 1, biases 0, ...)."""
+    gen = torch.Generator().manual_seed(1)
+    return {
+        k: torch.rand(v.shape, generator=gen) - 0.5 if v.is_floating_point()
+        else v
+        for k, v in state_dict.items()
+    }
+
+
+def _check_plain_vit_loaded(model, plain, expected_tables):
+    """Every weight of ``model`` is the plain checkpoint's or an expected
+    table, and changed from its initialisation."""
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.init_weights()
+    after = model.state_dict()
+    expected = {k: v for k, v in plain.items()
+                if k != 'pos_embed' and not k.startswith(('head.',
+                                                          'aux_head.'))}
+    expected.update(expected_tables)
+    assert set(after) == set(expected)
+    for key, value in after.items():
+        assert torch.equal(value, expected[key]), key
+        if key.endswith('num_batches_tracked'):
+            continue
+        assert not torch.equal(value, before[key]), f'{key} not loaded'
+
+
+def test_plain_deit_checkpoint_fills_every_table(tmp_path, logs):
+    """A timm/DeiT ImageNet checkpoint (one 224 px ``pos_embed``) fills all
+    four position tables: 224 is the checkpoint's, the others are what timm
+    gives a ViT built for that size loading the same checkpoint."""
+    vit = VisionTransformer(
+        img_size=224, patch_size=16, embed_dim=32, depth=2, num_heads=2,
+        num_classes=10)
+    plain = _randomised(vit.state_dict())  # timm's own key names
+    path = str(tmp_path / 'deit_small_like.pth')
+    torch.save(dict(model=plain, epoch=299), path)  # deit main.py layout
+    tables = {}
+    for i, size in enumerate((128, 160, 192, 224)):
+        at_size = VisionTransformer(
+            img_size=size, patch_size=16, embed_dim=32, depth=2,
+            num_heads=2, num_classes=10)
+        tables[f'pos_embed_list.{i}'] = checkpoint_filter_fn(
+            dict(plain), at_size)['pos_embed']
+    assert torch.equal(tables['pos_embed_list.3'], plain['pos_embed'])
+    assert [t.shape[1] for t in tables.values()] == [65, 101, 145, 197]
+    cfg = dict(type='Pretrained', checkpoint=path)
+    model = SuperViT(arch=dict(embed_dims=32, depth=2, num_heads=2),
+                     init_cfg=cfg)
+    _check_plain_vit_loaded(model, plain, tables)
+    assert model.init_from_pretrained(cfg) == ([], [])  # strict, complete
+    assert not [m for level, m in logs if level >= logging.WARNING]
+    assert SuperViT.identify_arch(plain) == dict(
+        embed_dims=32, depth=2, mlp_ratio=4.0, qkv_bias=True, stem='patch')
+    # the converter tool writes the same tables
+    dst = str(tmp_path / 'converted.pth')
+    _converter_tool().main([path, dst])
+    saved = torch.load(dst, map_location='cpu', weights_only=True)
+    assert all(torch.equal(saved['state_dict'][k], v)
+               for k, v in tables.items())
+    assert 'pos_embed' not in saved['state_dict']
+
+
+def test_plain_lvvit_checkpoint_fills_every_table(tmp_path, golden):
+    """An LV-ViT checkpoint (TokenLabeling ``lvvit.py``: the SuperViT LV-ViT
+    keys with one ``pos_embed`` instead of the four tables)."""
+    official = unwrap_state_dict(torch.load(
+        golden('supervit_lvvit_tiny.ckpt.pth'), map_location='cpu',
+        weights_only=True))
+    plain = {k: v for k, v in official.items()
+             if not k.startswith('pos_embed_list.')}
+    plain['pos_embed'] = torch.zeros(1, 197, 32)
+    plain = _randomised(plain)
+    path = str(tmp_path / 'lvvit_like.pth')
+    torch.save(dict(state_dict_ema=plain), path)
+    tables = {
+        f'pos_embed_list.{i}': resample_abs_pos_embed(
+            plain['pos_embed'], [size // 16] * 2, num_prefix_tokens=1)
+        for i, size in enumerate((128, 160, 192, 224))
+    }
+    model = SuperViT(arch=TINY['lvvit'],
+                     init_cfg=dict(type='Pretrained', checkpoint=path))
+    _check_plain_vit_loaded(model, plain, tables)
+    assert torch.equal(model.pos_embed_list[3], plain['pos_embed'])
+
+
+def test_plain_vit_conversion_is_idempotent_and_checked():
+    plain = {'cls_token': torch.randn(1, 1, 8),
+             'pos_embed': torch.randn(1, 1 + 24 * 24, 8),  # a 384 px one
+             'head.weight': torch.randn(2, 8)}
+    converted = convert_supervit(plain)
+    assert sorted(converted) == ['cls_token'] + [
+        f'pos_embed_list.{i}' for i in range(4)]
+    again = convert_supervit(converted)
+    assert again.keys() == converted.keys()
+    assert all(torch.equal(again[k], v) for k, v in converted.items())
+    # the class token's entry is kept; the grid is resampled
+    assert all(torch.equal(t[:, :1], plain['pos_embed'][:, :1])
+               for t in again.values() if t.shape[1] > 1)
+    with pytest.raises(CheckpointError, match=r"both 'pos_embed' and "
+                       r"\['pos_embed_list\.0'\]"):
+        convert_supervit(dict(plain, **{'pos_embed_list.0': converted[
+            'pos_embed_list.0']}))
+    distilled = dict(plain, pos_embed=torch.randn(1, 2 + 196, 8))
+    with pytest.raises(CheckpointError, match=r"'pos_embed' has shape "
+                       r'\(1, 198, 8\); expected \(1, 1 \+ n \* n, C\)'):
+        convert_supervit(distilled)
+    assert SuperViT.identify_arch(distilled) is None
+
+
+def _converter_tool():
     spec = importlib.util.spec_from_file_location(
         'supervit2mmsupervit',
         osp.join(REPO_ROOT, 'tools', 'model_converters',
                  'supervit2mmsupervit.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_converter_tool(tmp_path, golden):
+    ckpt_file = golden('supervit_deit_tiny.ckpt.pth')
+    tool = _converter_tool()
     dst = str(tmp_path / 'out' / 'deit.pth')
     tool.main([ckpt_file, dst])
     saved = torch.load(dst, map_location='cpu', weights_only=True)
@@ -498,6 +708,12 @@ def test_unused_parameters_follow_the_settings():
     blocks = {n for n, _ in model.named_parameters()
               if n.startswith(tuple(f'blocks.{i}.' for i in range(8, 12)))}
     assert unused == tables | blocks | {'norm.weight', 'norm.bias'}
+    # the final norm follows the last block only
+    model = SuperViT(arch=SMALL['deit'], out_indices=(3, 7))
+    assert {'norm.weight', 'norm.bias'} <= set(model.unused_parameter_names())
+    model = SuperViT(arch=SMALL['deit'], out_indices=(11, 3))
+    assert not {'norm.weight', 'norm.bias'} & set(
+        model.unused_parameter_names())
     model.input_scale = 160 / 224
     assert 'pos_embed_list.1' not in model.unused_parameter_names()
     assert 'pos_embed_list.3' in model.unused_parameter_names()
