@@ -266,6 +266,11 @@ CUDA_PIP_PACKAGES=()
 for p in nvidia-cuda-nvcc nvidia-cuda-crt nvidia-cuda-cccl nvidia-cuda-runtime nvidia-nvvm; do
   CUDA_PIP_PACKAGES+=("$p==$TORCH_CUDA.*")
 done
+torch_cuda_include() {  # the include folder of the NVIDIA packages torch was installed with, if any
+  local inc
+  inc="$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/nvidia/cu${TORCH_CUDA%%.*}/include"
+  [ -f "$inc/cusparse.h" ] && echo "$inc" || true
+}
 install_pip_cuda() {  # install NVIDIA's compiler packages into the venv; prints the resulting CUDA_HOME
   local major="${TORCH_CUDA%%.*}" home
   [ "$major" -ge 13 ] 2>/dev/null || die "no nvcc for CUDA $TORCH_CUDA found (CUDA_HOME, PATH, /usr/local/cuda), and NVIDIA's compiler packages are set up here for CUDA >= 13 only: install a CUDA $TORCH_CUDA toolkit and set CUDA_HOME"
@@ -321,6 +326,7 @@ if [ "$DRY_RUN" = 1 ]; then
   if [ "$FLAVOUR" != cpu ]; then
     home="$(find_cuda_home)"
     if [ "$home" = pip ]; then plan "cuda_home=pip:${CUDA_PIP_PACKAGES[*]}"; else plan "cuda_home=$home"; plan "nvcc_release=$(nvcc_release "$home/bin/nvcc")"; fi
+    plan "cpath=$(torch_cuda_include)"
   fi
   plan "build=$(build_cmd "$SRC_DIR")"
   exit 0
@@ -340,6 +346,11 @@ else
       [ "$home" != pip ] || home="$(install_pip_cuda)"
       say "CUDA toolkit: $home (nvcc $(nvcc_release "$home/bin/nvcc"), torch built with CUDA $TORCH_CUDA), TORCH_CUDA_ARCH_LIST=$ARCH_LIST"
       BUILD_ENV+=("CUDA_HOME=$home" "PATH=$home/bin:$PATH")
+      # torch's CUDA headers include the CUDA libraries' headers (cusparse.h, cublas_v2.h, ...). A
+      # compiler-only toolkit (nvcc + runtime, as in /usr/local/cuda here) lacks them, and the build then
+      # stops at its first .cu unit; the pip CUDA packages that torch depends on ship them.
+      inc="$(torch_cuda_include)"
+      [ -z "$inc" ] || BUILD_ENV+=("CPATH=$inc${CPATH:+:$CPATH}")
     fi
     SRC="$(mktemp -d)"
     trap 'rm -rf "$SRC"' EXIT

@@ -81,6 +81,13 @@ def test_flavours_environments_and_cache_keys(tmp_path):
         assert osp.isfile(osp.join(home, 'bin', 'nvcc'))
         assert plan['nvcc_release'].split('.')[0] == \
             torch.version.cuda.split('.')[0]
+    # torch's CUDA headers include cusparse.h & co., which a compiler-only
+    # toolkit lacks: the build searches the headers of torch's NVIDIA packages
+    # (the first CUDA build here stopped at its first .cu unit without them)
+    nvidia_inc = osp.join(osp.dirname(osp.dirname(torch.__file__)), 'nvidia',
+                          f"cu{torch.version.cuda.split('.')[0]}", 'include')
+    if osp.isfile(osp.join(nvidia_inc, 'cusparse.h')):
+        assert osp.samefile(plan['cpath'], nvidia_inc)
     # the installed mmcv (CPU ops in this venv) does not satisfy FORCE_CUDA=1
     if plans[None]['installed_flavour'] == 'cpu':
         assert plans[None]['action'] == 'keep'
