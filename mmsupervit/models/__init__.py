@@ -1,1 +1,2 @@
 from . import backbones, necks  # noqa: F401
+from .auto_channels import AUTO, EncoderDecoder, MaskRCNN  # noqa: F401
