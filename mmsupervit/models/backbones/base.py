@@ -30,9 +30,10 @@ from ..utils.checkpoint import StateDict, load_pretrained
 InitCfg = Optional[Union[dict, List[dict]]]
 StageMember = Union[nn.Module, nn.Parameter]
 
-#: Keys of a ``Pretrained`` init_cfg entry (those of mmengine's
-#: ``PretrainedInit``).
-_PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'map_location')
+#: Keys of a ``Pretrained`` init_cfg entry: those of mmengine's
+#: ``PretrainedInit``, and ``hint``, a sentence added to the error when a local
+#: checkpoint file is missing (how to make or download it).
+_PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'map_location', 'hint')
 
 
 class ShapeSpec(NamedTuple):
@@ -272,17 +273,27 @@ class DenseBackbone(BaseModule):
 
         Args:
             cfg (dict): ``dict(type='Pretrained', checkpoint=...,
-                prefix=None, map_location='cpu')``.
+                prefix=None, map_location='cpu', hint=None)``.
 
         Returns:
             tuple[list[str], list[str]]: Missing and unexpected keys.
+
+        Raises:
+            FileNotFoundError: If a local checkpoint file is missing (never
+                a silent start from scratch); the message ends with
+                ``cfg['hint']`` when given.
         """
-        return load_pretrained(
-            self,
-            cfg['checkpoint'],
-            convert=self.convert_checkpoint,
-            prefix=cfg.get('prefix'),
-            map_location=cfg.get('map_location', 'cpu'))
+        try:
+            return load_pretrained(
+                self,
+                cfg['checkpoint'],
+                convert=self.convert_checkpoint,
+                prefix=cfg.get('prefix'),
+                map_location=cfg.get('map_location', 'cpu'))
+        except FileNotFoundError as err:
+            if not cfg.get('hint'):
+                raise
+            raise FileNotFoundError(f"{err} ({cfg['hint']})") from err
 
     # ------------------------------------------------------------------
     # freezing and train mode
