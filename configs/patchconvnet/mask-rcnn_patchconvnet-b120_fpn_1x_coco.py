@@ -10,7 +10,6 @@ model = dict(
     backbone=dict(
         arch='B120',
         with_cp=True,
-        init_cfg=dict(
-            checkpoint='https://dl.fbaipublicfiles.com/deit/b120_224_1k.pth')))
+        init_cfg=_base_.official_weights['b120']))
 optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.95**(7 / 121)))

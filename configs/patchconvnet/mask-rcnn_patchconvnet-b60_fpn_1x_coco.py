@@ -8,5 +8,4 @@ _base_ = './mask-rcnn_patchconvnet-s60_fpn_1x_coco.py'
 model = dict(
     backbone=dict(
         arch='B60',
-        init_cfg=dict(
-            checkpoint='https://dl.fbaipublicfiles.com/deit/b60_224_1k.pth')))
+        init_cfg=_base_.official_weights['b60']))

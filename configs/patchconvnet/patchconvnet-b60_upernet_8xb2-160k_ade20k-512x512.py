@@ -8,7 +8,6 @@ _base_ = './patchconvnet-s60_upernet_8xb2-160k_ade20k-512x512.py'
 model = dict(
     backbone=dict(
         arch='B60',
-        init_cfg=dict(
-            checkpoint='https://dl.fbaipublicfiles.com/deit/b60_224_1k.pth')))
+        init_cfg=_base_.official_weights['b60']))
 optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.9**(13 / 61)))

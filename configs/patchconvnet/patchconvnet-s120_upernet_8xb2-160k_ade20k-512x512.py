@@ -11,7 +11,6 @@ model = dict(
         arch='S120',
         drop_path_rate=0.15,
         with_cp=True,
-        init_cfg=dict(
-            checkpoint='https://dl.fbaipublicfiles.com/deit/s120_224_1k.pth')))
+        init_cfg=_base_.official_weights['s120']))
 optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.9**(13 / 121)))

@@ -21,8 +21,6 @@ model = dict(
     backbone=dict(
         arch='S60',
         drop_path_rate=0.2,
-        with_cp=False,
-        init_cfg=dict(
-            checkpoint='https://dl.fbaipublicfiles.com/deit/s60_224_1k.pth')))
+        init_cfg=_base_.official_weights['s60']))
 optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.9**(7 / 61)))

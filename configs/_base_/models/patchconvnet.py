@@ -5,9 +5,14 @@
 # column_pyramid.py): the UperNet and Mask R-CNN fragments both take it.
 _base_ = ['./column_pyramid.py']
 
+# the official ImageNet-1k weights of each variant
+official_weights = {
+    arch: dict(
+        type='Pretrained',
+        checkpoint=f'https://dl.fbaipublicfiles.com/deit/{arch}_224_1k.pth')
+    for arch in ('s60', 's120', 'b60', 'b120')
+}
 patchconvnet = dict(
     type='mmsupervit.PatchConvNet',
     arch='S60',
-    init_cfg=dict(
-        type='Pretrained',
-        checkpoint='https://dl.fbaipublicfiles.com/deit/s60_224_1k.pth'))
+    init_cfg=official_weights['s60'])
