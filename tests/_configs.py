@@ -76,8 +76,8 @@ def reduced_backbone(backbone: dict) -> dict:
     return cfg
 
 
-def seg_batch(model, size, num_classes):
-    """Two random images with random labels, through the preprocessor."""
+def seg_data(size, num_classes) -> dict:
+    """Two random images with random labels, as a dataloader gives them."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     samples = []
@@ -89,13 +89,17 @@ def seg_batch(model, size, num_classes):
         samples.append(s)
     imgs = [torch.randint(0, 256, (3, ) + size, dtype=torch.uint8)
             for _ in range(2)]
-    return model.data_preprocessor(dict(inputs=imgs, data_samples=samples),
-                                   training=True)
+    return dict(inputs=imgs, data_samples=samples)
 
 
-def det_batch(model, size=(128, 160)):
-    """One random image with two boxes and masks, through the
-    preprocessor."""
+def seg_batch(model, size, num_classes) -> dict:
+    """:func:`seg_data` through the model's preprocessor."""
+    return model.data_preprocessor(seg_data(size, num_classes), training=True)
+
+
+def det_data(size=(128, 160)) -> dict:
+    """One random image with two boxes and masks, as a dataloader gives
+    them."""
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
@@ -110,8 +114,12 @@ def det_batch(model, size=(128, 160)):
         labels=torch.tensor([0, 1]),
         masks=BitmapMasks(masks.numpy(), h, w))
     img = torch.randint(0, 256, (3, h, w), dtype=torch.uint8)
-    return model.data_preprocessor(dict(inputs=[img], data_samples=[s]),
-                                   training=True)
+    return dict(inputs=[img], data_samples=[s])
+
+
+def det_batch(model, size=(128, 160)) -> dict:
+    """:func:`det_data` through the model's preprocessor."""
+    return model.data_preprocessor(det_data(size), training=True)
 
 
 def small_input(cfg: Config) -> None:
