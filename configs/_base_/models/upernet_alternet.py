@@ -6,5 +6,9 @@
 _base_ = ['./upernet.py', './alternet.py']
 
 model = dict(
-    backbone=dict(_delete_=True, **_base_.alternet, norm_cfg=_base_.syncbn_cfg),
+    backbone=dict(
+        _delete_=True,
+        **_base_.alternet,
+        norm_cfg=_base_.syncbn_cfg,
+        norm_eval=False),
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))

@@ -9,6 +9,10 @@
 _base_ = ['./upernet.py', './supervit.py']
 
 model = dict(
-    backbone=dict(_delete_=True, **_base_.supervit, norm_cfg=_base_.syncbn_cfg),
+    backbone=dict(
+        _delete_=True,
+        **_base_.supervit,
+        norm_cfg=_base_.syncbn_cfg,
+        norm_eval=False),
     neck=_base_.pyramid_neck,
     test_cfg=dict(mode='whole'))
