@@ -44,7 +44,7 @@ def test_batch_norms(path):
         assert norms, 'nothing was checked'
     if model.__class__.__name__ == 'EncoderDecoder':  # UperNet heads
         assert isinstance(model.decode_head.bottleneck.bn, SyncBatchNorm)
-    elif 'scratch' not in path and backbone.__class__.__name__ != 'PatchConvNet':
+    elif 'scratch' not in path and type(backbone).__name__ != 'PatchConvNet':
         # LV-ViT stem / AlterNet: ImageNet BN keeps its statistics in mmdet
         assert backbone.norm_eval
 

@@ -105,7 +105,7 @@ def value(cell: str) -> Any:
     return ev(ast.parse(text, mode='eval').body)
 
 
-# --- reading a config ---------------------------------------------------------
+# --- reading a config -------------------------------------------------
 def lookup(cfg: Any, key: str) -> Any:
     """``a.b[0].c`` or ``a.pipeline[type=RandomResize].scale`` in ``cfg``;
     UNSET when a part is missing or None."""
@@ -270,7 +270,7 @@ def test_config_row(section, header, row):
                 f'{row[0]}: {_code(title)} is {got!r}, table says {previous!r}'
 
 
-# --- the parser itself --------------------------------------------------------
+# --- the parser itself ------------------------------------------------
 def test_value_and_lookup():
     assert value('`0.9**(7 / 61)`') == pytest.approx(0.9**(7 / 61))
     assert value("`dict(type='A', x=(1, 2))`") == dict(type='A', x=[1, 2])

@@ -5,6 +5,7 @@
 # path 0.3. Every field in configs/RECIPES.md.
 # Weights: pretrained/alternet-101_in1k.pth, made by ImageNet pretraining (no
 # official weights exist); the run stops with a hint if it is missing.
+# Norms: as alternet-50 (SyncBN with trained statistics, as mmseg's ResNets).
 _base_ = './alternet-50_upernet_8xb2-160k_ade20k-512x512.py'
 model = dict(
     backbone=dict(

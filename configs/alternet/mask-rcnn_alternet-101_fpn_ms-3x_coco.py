@@ -4,6 +4,7 @@
 # ms-poly_3x_coco-instance.py); mmdet runs that recipe as 12 epochs over a 3x
 # RepeatDataset with steps 9 and 11, here 36 epochs with steps 27 and 33 as
 # mmdet's Swin-T/ConvNeXt-T 3x configs. Fields in configs/RECIPES.md.
+# Norms: as the 1x sibling (BN with frozen statistics).
 _base_ = [
     './mask-rcnn_alternet-101_fpn_1x_coco.py',
     '../_base_/schedules/mask-rcnn_ms-3x.py'

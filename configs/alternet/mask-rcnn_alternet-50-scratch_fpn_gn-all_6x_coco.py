@@ -7,6 +7,7 @@
 # Every field beside ours in configs/RECIPES.md. Deviation: mmdet's ResNet
 # option zero_init_residual=False has no AlterNet counterpart (AlterNet's own
 # initialisation is used).
+# Norms: GroupNorm everywhere (no BN), as the source.
 _base_ = [
     '../_base_/models/mask-rcnn_alternet_fpn.py',
     '../_base_/schedules/mask-rcnn_1x.py'

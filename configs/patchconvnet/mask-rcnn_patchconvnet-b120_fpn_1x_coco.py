@@ -5,6 +5,7 @@
 # stay. Gradient checkpointing (with_cp) saves memory. Every field in
 # configs/RECIPES.md.
 # Weights: official ImageNet-1k b120_224_1k.pth (facebookresearch/deit).
+# Norms: as the s60 config (LayerNorm backbone, SyncBN in the pyramid neck).
 _base_ = './mask-rcnn_patchconvnet-b60_fpn_1x_coco.py'
 model = dict(
     backbone=dict(

@@ -4,6 +4,7 @@
 # factor. mmdet has no larger ConvNeXt Mask R-CNN, so ConvNeXt-T's other values
 # stay. Every field in configs/RECIPES.md.
 # Weights: official ImageNet-1k b60_224_1k.pth (facebookresearch/deit).
+# Norms: as the s60 config (LayerNorm backbone, SyncBN in the pyramid neck).
 _base_ = './mask-rcnn_patchconvnet-s60_fpn_1x_coco.py'
 model = dict(
     backbone=dict(

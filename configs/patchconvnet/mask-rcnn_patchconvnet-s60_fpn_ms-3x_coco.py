@@ -5,6 +5,7 @@
 # 3x (configs/convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py);
 # fields in configs/RECIPES.md. Deviation: no random crops (ConvNeXt-T's
 # ms-crop data); this is mmdet's plain ms-3x data.
+# Norms: as the 1x sibling (LayerNorm backbone, SyncBN in the pyramid neck).
 _base_ = [
     './mask-rcnn_patchconvnet-s60_fpn_1x_coco.py',
     '../_base_/schedules/mask-rcnn_ms-3x.py'

@@ -4,6 +4,7 @@
 # where ConvNeXt's sizes differ: stem lr factor 0.9**13 and drop path 0.2 (half
 # of ConvNeXt-B's 0.4, see the s60 config). Every field in configs/RECIPES.md.
 # Weights: official ImageNet-1k b60_224_1k.pth (facebookresearch/deit).
+# Norms: as the s60 config (LayerNorm backbone, SyncBN in the pyramid neck).
 _base_ = './patchconvnet-s60_upernet_8xb2-160k_ade20k-512x512.py'
 model = dict(
     backbone=dict(

@@ -5,6 +5,7 @@
 # (half of ConvNeXt-S's 0.3, see the s60 config). Gradient checkpointing
 # (with_cp) saves memory. Every field in configs/RECIPES.md.
 # Weights: official ImageNet-1k s120_224_1k.pth (facebookresearch/deit).
+# Norms: as the s60 config (LayerNorm backbone, SyncBN in the pyramid neck).
 _base_ = './patchconvnet-s60_upernet_8xb2-160k_ade20k-512x512.py'
 model = dict(
     backbone=dict(

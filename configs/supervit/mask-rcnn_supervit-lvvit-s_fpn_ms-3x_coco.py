@@ -5,6 +5,8 @@
 # (configs/swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py); fields in
 # configs/RECIPES.md. Deviation: no random crops (Swin-T's ms-crop data); this
 # is mmdet's plain ms-3x data.
+# Norms: as the 1x sibling (stem BN with frozen statistics, SyncBN in the
+# pyramid neck).
 _base_ = [
     './mask-rcnn_supervit-lvvit-s_fpn_1x_coco.py',
     '../_base_/schedules/mask-rcnn_ms-3x.py'

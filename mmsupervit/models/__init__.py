@@ -1,2 +1,1 @@
-from . import backbones, necks  # noqa: F401
-from .auto_channels import AUTO, EncoderDecoder, MaskRCNN  # noqa: F401
+from . import auto_channels, backbones, necks  # noqa: F401

@@ -28,11 +28,7 @@ import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmdet.models.detectors import MaskRCNN as _MMDetMaskRCNN
-from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.registry import Registry
-from mmseg.models.segmentors import EncoderDecoder as _MMSegEncoderDecoder
-from mmseg.registry import MODELS as MMSEG_MODELS
 
 from mmsupervit.registry import MODELS
 
@@ -40,6 +36,7 @@ from mmsupervit.registry import MODELS
 AUTO = 'auto'
 
 NeckCfg = Optional[Union[dict, List[dict]]]
+InitCfg = Optional[Union[dict, List[dict]]]
 
 # Side of the nominal input for the meta forward through the necks: any size
 # works (nothing is computed); this one keeps every level at least 1 pixel.
@@ -163,70 +160,88 @@ def resolve_auto_channels(registry: Registry,
     return resolved_neck, heads
 
 
-@MODELS.register_module()
-class EncoderDecoder(_MMSegEncoderDecoder):
-    """mmseg's ``EncoderDecoder`` with ``in_channels='auto'`` support.
+# mmseg and mmdet are optional extras ('seg', 'det'): each model is defined
+# only when its library is installed.
+try:
+    from mmseg.models.segmentors import EncoderDecoder as _MMSegEncoderDecoder
+    from mmseg.registry import MODELS as MMSEG_MODELS
+except ImportError:
+    _MMSegEncoderDecoder = None
 
-    Necks, the decode head and the auxiliary head(s) may say
-    ``in_channels='auto'``; see :func:`resolve_auto_channels`. Arguments and
-    behaviour are otherwise those of ``mmseg.models.EncoderDecoder``.
-    """
+if _MMSegEncoderDecoder is not None:
 
-    def __init__(self,
-                 backbone: dict,
-                 decode_head: dict,
-                 neck: NeckCfg = None,
-                 auxiliary_head: Optional[Union[dict, List[dict]]] = None,
-                 train_cfg: Optional[dict] = None,
-                 test_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None,
-                 pretrained: Optional[str] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        aux_list = isinstance(auxiliary_head, (list, tuple))
-        auxes = list(auxiliary_head) if aux_list else [auxiliary_head]
-        neck, heads = resolve_auto_channels(MMSEG_MODELS, backbone, neck,
-                                            [decode_head] + auxes)
-        decode_head, auxes = heads[0], heads[1:]
-        super().__init__(
-            backbone=backbone,
-            decode_head=decode_head,
-            neck=neck,
-            auxiliary_head=auxes if aux_list else auxes[0],
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            data_preprocessor=data_preprocessor,
-            pretrained=pretrained,
-            init_cfg=init_cfg)
+    @MODELS.register_module()
+    class EncoderDecoder(_MMSegEncoderDecoder):
+        """mmseg's ``EncoderDecoder`` with ``in_channels='auto'`` support.
 
+        Necks, the decode head and the auxiliary head(s) may say
+        ``in_channels='auto'``; see :func:`resolve_auto_channels`. Arguments
+        and behaviour are otherwise those of ``mmseg.models.EncoderDecoder``.
+        """
 
-@MODELS.register_module()
-class MaskRCNN(_MMDetMaskRCNN):
-    """mmdet's ``MaskRCNN`` with ``in_channels='auto'`` support in necks.
-
-    See :func:`resolve_auto_channels`. Arguments and behaviour are otherwise
-    those of ``mmdet.models.MaskRCNN``.
-    """
-
-    def __init__(self,
-                 backbone: dict,
-                 rpn_head: dict,
-                 roi_head: dict,
-                 train_cfg: dict,
-                 test_cfg: dict,
-                 neck: NeckCfg = None,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        neck, _ = resolve_auto_channels(MMDET_MODELS, backbone, neck)
-        super().__init__(
-            backbone=backbone,
-            rpn_head=rpn_head,
-            roi_head=roi_head,
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            neck=neck,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+        def __init__(self,
+                     backbone: dict,
+                     decode_head: dict,
+                     neck: NeckCfg = None,
+                     auxiliary_head: Optional[Union[dict, List[dict]]] = None,
+                     train_cfg: Optional[dict] = None,
+                     test_cfg: Optional[dict] = None,
+                     data_preprocessor: Optional[dict] = None,
+                     pretrained: Optional[str] = None,
+                     init_cfg: InitCfg = None) -> None:
+            aux_list = isinstance(auxiliary_head, (list, tuple))
+            auxes = list(auxiliary_head) if aux_list else [auxiliary_head]
+            neck, heads = resolve_auto_channels(MMSEG_MODELS, backbone, neck,
+                                                [decode_head] + auxes)
+            decode_head, auxes = heads[0], heads[1:]
+            super().__init__(
+                backbone=backbone,
+                decode_head=decode_head,
+                neck=neck,
+                auxiliary_head=auxes if aux_list else auxes[0],
+                train_cfg=train_cfg,
+                test_cfg=test_cfg,
+                data_preprocessor=data_preprocessor,
+                pretrained=pretrained,
+                init_cfg=init_cfg)
 
 
-__all__ = ['AUTO', 'resolve_auto_channels', 'EncoderDecoder', 'MaskRCNN']
+try:
+    from mmdet.models.detectors import MaskRCNN as _MMDetMaskRCNN
+    from mmdet.registry import MODELS as MMDET_MODELS
+except ImportError:
+    _MMDetMaskRCNN = None
+
+if _MMDetMaskRCNN is not None:
+
+    @MODELS.register_module()
+    class MaskRCNN(_MMDetMaskRCNN):
+        """mmdet's ``MaskRCNN`` with ``in_channels='auto'`` support in necks.
+
+        See :func:`resolve_auto_channels`. Arguments and behaviour are
+        otherwise those of ``mmdet.models.MaskRCNN``.
+        """
+
+        def __init__(self,
+                     backbone: dict,
+                     rpn_head: dict,
+                     roi_head: dict,
+                     train_cfg: dict,
+                     test_cfg: dict,
+                     neck: NeckCfg = None,
+                     data_preprocessor: Optional[dict] = None,
+                     init_cfg: InitCfg = None) -> None:
+            neck, _ = resolve_auto_channels(MMDET_MODELS, backbone, neck)
+            super().__init__(
+                backbone=backbone,
+                rpn_head=rpn_head,
+                roi_head=roi_head,
+                train_cfg=train_cfg,
+                test_cfg=test_cfg,
+                neck=neck,
+                data_preprocessor=data_preprocessor,
+                init_cfg=init_cfg)
+
+
+__all__ = ['AUTO', 'resolve_auto_channels']
 
