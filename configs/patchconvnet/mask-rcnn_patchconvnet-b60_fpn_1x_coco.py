@@ -1,23 +1,12 @@
-_base_ = [
-    '../_base_/models/mask-rcnn_column_fpn.py',
-    '../_base_/schedules/mask-rcnn_adamw_1x.py'
-]
-checkpoint = 'https://dl.fbaipublicfiles.com/deit/b60_224_1k.pth'  # noqa
-# Layer decay per block is gentle because the column is deep: the stem's lr
-# factor 0.95**61 ~ 0.044 (ViT-B with 0.75: ~0.024).
-backbone = dict(
-    type='mmsupervit.PatchConvNet',
-    arch='B60',
-    drop_path_rate=0.2,
-    with_cp=False,
-    init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-embed_dims = 768
+# PatchConvNet-B60 + Mask R-CNN/FPN, COCO, 1x (12 epochs), 8 GPUs x 2.
+# Recipe: the s60 config's (mmdet's ConvNeXt-T optimizer on Swin-T's 1x
+# schedule); the layer decay rate gives the 60-block column ConvNeXt-T's stem
+# factor. mmdet has no larger ConvNeXt Mask R-CNN, so ConvNeXt-T's other values
+# stay. Every field in configs/RECIPES.md.
+# Weights: official ImageNet-1k b60_224_1k.pth (facebookresearch/deit).
+# Norms: as the s60 config (LayerNorm in backbone and pyramid neck).
+_base_ = './mask-rcnn_patchconvnet-s60_fpn_1x_coco.py'
 model = dict(
-    backbone=backbone,
-    neck=[
-        dict(type='mmsupervit.ColumnPyramidNeck', in_channels=embed_dims,
-             scales=(4, 2, 1, 0.5), norm_cfg={{_base_.norm_cfg}}),
-        dict(type='FPN', in_channels=[embed_dims] * 4, out_channels=256,
-             num_outs=5, norm_cfg={{_base_.norm_cfg}}),
-    ])
-optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.95))
+    backbone=dict(
+        arch='B60',
+        init_cfg=_base_.official_weights['b60']))

@@ -1,23 +1,15 @@
+# PatchConvNet-S60 + Mask R-CNN/FPN, COCO, ms-3x: the 1x sibling trained 36
+# epochs (lr steps 27, 33) on multi-scale data (shorter side 640-800).
+# Recipe: the 1x sibling's optimizer, mmdet's ms-3x data (configs/common/
+# ms-poly_3x_coco-instance.py) and the 36-epoch schedule of mmdet's ConvNeXt-T
+# 3x (configs/convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py);
+# fields in configs/RECIPES.md. Deviation: no random crops (ConvNeXt-T's
+# ms-crop data); this is mmdet's plain ms-3x data.
+# Norms: as the 1x sibling (LayerNorm in backbone and pyramid neck).
 _base_ = [
-    '../_base_/models/mask-rcnn_column_fpn.py',
-    '../_base_/schedules/mask-rcnn_adamw_ms-3x.py'
+    './mask-rcnn_patchconvnet-s60_fpn_1x_coco.py',
+    '../_base_/schedules/mask-rcnn_ms-3x.py'
 ]
-checkpoint = 'https://dl.fbaipublicfiles.com/deit/s60_224_1k.pth'  # noqa
-# Layer decay per block is gentle because the column is deep: the stem's lr
-# factor 0.95**61 ~ 0.044 (ViT-B with 0.75: ~0.024).
-backbone = dict(
-    type='mmsupervit.PatchConvNet',
-    arch='S60',
-    drop_path_rate=0.1,
-    with_cp=False,
-    init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-embed_dims = 384
-model = dict(
-    backbone=backbone,
-    neck=[
-        dict(type='mmsupervit.ColumnPyramidNeck', in_channels=embed_dims,
-             scales=(4, 2, 1, 0.5), norm_cfg={{_base_.norm_cfg}}),
-        dict(type='FPN', in_channels=[embed_dims] * 4, out_channels=256,
-             num_outs=5, norm_cfg={{_base_.norm_cfg}}),
-    ])
-optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.95))
+train_dataloader = dict(dataset=dict(pipeline=_base_.ms_3x_train_pipeline))
+train_cfg = dict(max_epochs=_base_.ms_3x_max_epochs)
+param_scheduler = [_base_.param_scheduler[0], _base_.ms_3x_lr_steps]

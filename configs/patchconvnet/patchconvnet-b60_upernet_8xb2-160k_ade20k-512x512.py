@@ -1,20 +1,14 @@
-_base_ = [
-    '../_base_/models/upernet_column.py', '../_base_/datasets/ade20k_8xb2.py',
-    '../_base_/schedules/upernet_adamw_160k.py'
-]
-checkpoint = 'https://dl.fbaipublicfiles.com/deit/b60_224_1k.pth'  # noqa
-# Layer decay per block is gentle because the column is deep: the stem's lr
-# factor 0.95**61 ~ 0.044 (ViT-B with 0.75: ~0.024).
-backbone = dict(
-    type='mmsupervit.PatchConvNet',
-    arch='B60',
-    drop_path_rate=0.2,
-    with_cp=False,
-    init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-embed_dims = 768
+# PatchConvNet-B60 + UperNet, ADE20K 512x512, 160k iterations, 8 GPUs x 2.
+# Recipe: the s60 config's, with the values of mmseg's ConvNeXt-B UperNet
+# (configs/convnext/convnext-base_upernet_8xb2-amp-160k_ade20k-512x512.py)
+# where ConvNeXt's sizes differ: stem lr factor 0.9**13 and drop path 0.2 (half
+# of ConvNeXt-B's 0.4, see the s60 config). Every field in configs/RECIPES.md.
+# Weights: official ImageNet-1k b60_224_1k.pth (facebookresearch/deit).
+# Norms: as the s60 config (LayerNorm in backbone and pyramid neck).
+_base_ = './patchconvnet-s60_upernet_8xb2-160k_ade20k-512x512.py'
 model = dict(
-    backbone=backbone,
-    neck=dict(in_channels=embed_dims),
-    decode_head=dict(in_channels=[embed_dims] * 4),
-    auxiliary_head=dict(in_channels=embed_dims))
-optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.95))
+    backbone=dict(
+        arch='B60',
+        init_cfg=_base_.official_weights['b60']))
+optim_wrapper = dict(
+    paramwise_cfg=dict(layer_decay_rate=0.9**(13 / 61)))

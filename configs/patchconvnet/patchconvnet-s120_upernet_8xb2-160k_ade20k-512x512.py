@@ -1,20 +1,17 @@
-_base_ = [
-    '../_base_/models/upernet_column.py', '../_base_/datasets/ade20k_8xb2.py',
-    '../_base_/schedules/upernet_adamw_160k.py'
-]
-checkpoint = 'https://dl.fbaipublicfiles.com/deit/s120_224_1k.pth'  # noqa
-# Layer decay per block is gentle because the column is deep: the stem's lr
-# factor 0.975**121 ~ 0.047 (ViT-B with 0.75: ~0.024).
-backbone = dict(
-    type='mmsupervit.PatchConvNet',
-    arch='S120',
-    drop_path_rate=0.1,
-    with_cp=True,
-    init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-embed_dims = 384
+# PatchConvNet-S120 + UperNet, ADE20K 512x512, 160k iterations, 8 GPUs x 2.
+# Recipe: the s60 config's, with the values of mmseg's ConvNeXt-S UperNet
+# (configs/convnext/convnext-small_upernet_8xb2-amp-160k_ade20k-512x512.py)
+# where ConvNeXt's sizes differ: stem lr factor 0.9**13 and drop path 0.15
+# (half of ConvNeXt-S's 0.3, see the s60 config). Gradient checkpointing
+# (with_cp) saves memory. Every field in configs/RECIPES.md.
+# Weights: official ImageNet-1k s120_224_1k.pth (facebookresearch/deit).
+# Norms: as the s60 config (LayerNorm in backbone and pyramid neck).
+_base_ = './patchconvnet-s60_upernet_8xb2-160k_ade20k-512x512.py'
 model = dict(
-    backbone=backbone,
-    neck=dict(in_channels=embed_dims),
-    decode_head=dict(in_channels=[embed_dims] * 4),
-    auxiliary_head=dict(in_channels=embed_dims))
-optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.975))
+    backbone=dict(
+        arch='S120',
+        drop_path_rate=0.15,
+        with_cp=True,
+        init_cfg=_base_.official_weights['s120']))
+optim_wrapper = dict(
+    paramwise_cfg=dict(layer_decay_rate=0.9**(13 / 121)))

@@ -1,25 +1,20 @@
+# SuperViT deit-s + Mask R-CNN/FPN, COCO, 1x (12 epochs), 8 GPUs x 2.
+# Recipe: mmdet's Swin-T Mask R-CNN 1x (configs/swin/mask-rcnn_swin-t-p4-w7_
+# fpn_1x_coco.py); every field beside ours in configs/RECIPES.md.
+# Deviations: (1) the XCiT pyramid neck before FPN (SuperViT is a stride-16
+# column); (2) no weight decay on the ViT's pos_embed/cls_token/norm, the
+# counterparts of Swin's absolute_pos_embed/relative_position_bias_table/norm;
+# (3) drop path 0.1, mmseg's value for this architecture (DeiT-S), not
+# Swin-T's 0.2.
+# Norms: LayerNorm in the backbone, SyncBN in the pyramid neck, no norm in FPN
+# and heads.
+# Weights: official SuperViT deit-s (Google Drive only, see README.md) at
+# pretrained/super_deit_s.pth; the run stops with a hint if it is missing.
 _base_ = [
     '../_base_/models/mask-rcnn_column_fpn.py',
-    '../_base_/schedules/mask-rcnn_adamw_1x.py'
+    '../_base_/schedules/mask-rcnn_swin_1x.py'
 ]
-# Official ImageNet weights are on Google Drive (no direct URL): download
-# them, then convert once with
-#   python tools/model_converters/supervit2mmsupervit.py super_deit_s.pth pretrained/super_deit_s.pth
-# (the raw official file also loads directly; the converter just slims it).
-checkpoint = 'pretrained/super_deit_s.pth'
-# Compute budget (can be changed at test time, e.g.
-#   --cfg-options model.backbone.keep_rate=0.7 model.backbone.input_scale=0.75):
-# keep_rate prunes tokens in blocks 3/6/9 (pruned tokens are restored into the
-# maps); input_scale runs the trunk on a downscaled input.
-backbone = dict(
-    type='mmsupervit.SuperViT',
-    arch='deit-s',
-    drop_path_rate=0.1,
-    keep_rate=1.0,
-    input_scale=1.0,
-    init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-model = dict(backbone=backbone)
-optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.65))
-# Only one of SuperViT's four position tables is used in an iteration, so
-# distributed training must allow unused parameters.
-find_unused_parameters = True
+model = dict(
+    backbone=dict(
+        arch='deit-s',
+        init_cfg=dict(checkpoint='pretrained/super_deit_s.pth')))

@@ -1,2 +1,1 @@
-from . import backbones, necks  # noqa: F401
-from . import budget  # noqa: F401
+from . import auto_channels, backbones, budget, necks  # noqa: F401

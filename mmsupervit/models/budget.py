@@ -335,8 +335,10 @@ def feature_kd_loss(student: Sequence[Tensor],
 
 
 # -- mmseg ------------------------------------------------------------------
+# Built on this project's EncoderDecoder / MaskRCNN (mmseg's and mmdet's, plus
+# in_channels='auto'), so a budget config only changes the model type.
 try:
-    from mmseg.models.segmentors import EncoderDecoder
+    from .auto_channels import EncoderDecoder
 except ImportError:  # mmseg is the optional 'seg' extra
     EncoderDecoder = None
 
@@ -390,7 +392,7 @@ if EncoderDecoder is not None:
 
 # -- mmdet ------------------------------------------------------------------
 try:
-    from mmdet.models.detectors import MaskRCNN
+    from .auto_channels import MaskRCNN
 except ImportError:  # mmdet is the optional 'det' extra
     MaskRCNN = None
 

@@ -13,6 +13,13 @@ itself:
   NVIDIA driver; the Runner skips ``init_dist`` when a group already exists;
 * ``device_ids=None`` for ``DistributedDataParallel``: mmengine passes
   ``device_ids=[LOCAL_RANK]``, which DDP rejects for a module on the CPU.
+
+SyncBN: the configs use SyncBN where BN trains at 2 images per GPU. A single
+process needs nothing: mmengine's ``Runner.wrap_model`` reverts SyncBN to BN
+when the run is not distributed. A distributed run on CPUs cannot use it
+(``torch.nn.SyncBatchNorm`` only synchronises CUDA tensors and raises on CPU
+ones), so :func:`setup_distributed` turns SyncBN into per-process BN there,
+in this one place.
 """
 import argparse
 import logging
@@ -79,7 +86,8 @@ def _cpu_only() -> bool:
 
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
-    """Set ``cfg.launcher``; without a GPU, prepare a CPU (gloo) run.
+    """Set ``cfg.launcher``; without a GPU, prepare a CPU (gloo) run:
+    backend, DDP ``device_ids`` and SyncBN turned into BN.
 
     Args:
         cfg (Config): Modified in place.
@@ -103,7 +111,38 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
             device_ids=None)
     elif 'DistributedDataParallel' in str(wrapper.get('type', '')):
         wrapper.setdefault('device_ids', None)
+    replaced = sync_bn_to_bn(cfg.model)
+    if cfg.pop('sync_bn', None) is not None:
+        replaced += 1
+    if replaced:
+        print_log(
+            'distributed training on CPUs: SyncBN needs CUDA tensors, so '
+            f'{replaced} SyncBN setting(s) become BN with per-process '
+            'statistics', logger='current', level=logging.WARNING)
     init_cpu_process_group(launcher, dist_cfg)
+
+
+def sync_bn_to_bn(node) -> int:
+    """Change every ``type='SyncBN'`` norm config under ``node`` to
+    ``'BN'`` (in place).
+
+    Args:
+        node: A config dict or list (e.g. ``cfg.model``).
+
+    Returns:
+        int: How many norm configs were changed.
+    """
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += sync_bn_to_bn(value)
+    return count
 
 
 def init_cpu_process_group(launcher: str, dist_cfg: dict) -> None:

@@ -1,16 +1,13 @@
-# Mask R-CNN on AlterNet (hierarchical: strides 4/8/16/32) with mmdet's FPN.
-_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py']
-custom_imports = dict(imports=['mmsupervit'], allow_failed_imports=False)
+# Mask R-CNN on AlterNet (hierarchical: strides 4/8/16/32) with FPN. BN as
+# mmdet uses ImageNet-pretrained ResNets (mask-rcnn_r50_fpn.py): affine
+# parameters trained, statistics frozen (norm_eval=True), stem and first
+# stage frozen (frozen_stages=1). No norm in FPN and heads.
+_base_ = ['./mask-rcnn_fpn.py', './alternet.py']
 
-# BN works on one CPU/GPU; for multi-GPU runs set `sync_bn = 'torch'`.
-# AlterNet has no ImageNet weights: it trains from scratch, so its norms are
-# trained (not frozen) and FPN gets norms too.
-norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='mmsupervit.AlterNet',
-        arch=50,
-        out_indices=(0, 1, 2, 3),
-        norm_cfg=norm_cfg),
-    neck=dict(in_channels=[256, 512, 1024, 2048], norm_cfg=norm_cfg))
+        **_base_.alternet,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
+        frozen_stages=1))

@@ -1,24 +1,16 @@
-# Mask R-CNN on a stride-16 column backbone (SuperViT, PatchConvNet):
-# backbone -> ColumnPyramidNeck (strides 4/8/16/32) -> FPN -> mmdet heads.
-# Every config that inherits this sets model.backbone and `embed_dims`.
-_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py']
-custom_imports = dict(imports=['mmsupervit'], allow_failed_imports=False)
+# Mask R-CNN on SuperViT, the default stride-16 column (the demo configs
+# build on this file too): column_pyramid.py's neck makes strides 4/8/16/32,
+# FPN adds the fifth level. Norm layers: SyncBN in the pyramid neck (trained
+# at 2 images per GPU; no norm in FPN and heads, as mmdet); the LV-ViT conv
+# stem's BN keeps its ImageNet statistics (norm_eval=True, affine trained),
+# as mmdet does with ImageNet-pretrained BN (mask-rcnn_r50_fpn.py). The ViT
+# blocks use LayerNorm.
+_base_ = ['./mask-rcnn_fpn.py', './supervit.py']
 
-# BN works on one CPU/GPU; for multi-GPU runs set `sync_bn = 'torch'`.
-norm_cfg = dict(type='BN', requires_grad=True)
-embed_dims = 384
 model = dict(
-    backbone=dict(_delete_=True, type='mmsupervit.SuperViT', arch='deit-s'),
-    neck=[
-        dict(
-            type='mmsupervit.ColumnPyramidNeck',
-            in_channels=embed_dims,
-            scales=(4, 2, 1, 0.5),
-            norm_cfg=norm_cfg),
-        dict(
-            type='FPN',
-            in_channels=[embed_dims] * 4,
-            out_channels=256,
-            num_outs=5,
-            norm_cfg=norm_cfg),
-    ])
+    backbone=dict(
+        _delete_=True,
+        **_base_.supervit,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True),
+    neck=[_base_.pyramid_neck, _base_.fpn_neck])

@@ -1,30 +1,18 @@
-# UperNet on a stride-16 column backbone (SuperViT, PatchConvNet).
-# The backbone's same-stride maps go through ColumnPyramidNeck (4/8/16/32),
-# then mmseg's UPerHead; the FCN auxiliary head reads the stride-16 level.
-# Every config that inherits this sets model.backbone and the channel widths.
-_base_ = ['mmseg::_base_/models/upernet_r50.py']
-custom_imports = dict(imports=['mmsupervit'], allow_failed_imports=False)
+# UperNet on SuperViT, the default stride-16 column (the demo configs build
+# on this file too). Norm layers: SyncBN in the pyramid neck
+# (column_pyramid.py) and in both heads (upernet.py), as mmseg trains BN at 2
+# images per GPU; the only BN of the backbone, the LV-ViT conv stem, also
+# uses SyncBN and trains its statistics (norm_eval=False), as mmseg's
+# UperNet does with ImageNet-pretrained BN backbones (upernet_r50.py). The
+# ViT blocks use LayerNorm. Single-scale test on the whole image, as mmseg's
+# ViT/DeiT configs.
+_base_ = ['./upernet.py', './supervit.py']
 
-# BN works on one CPU/GPU; for multi-GPU runs set `sync_bn = 'torch'`
-# (mmengine converts every BN to SyncBN when training is distributed).
-norm_cfg = dict(type='BN', requires_grad=True)
-embed_dims = 384
 model = dict(
-    pretrained=None,
-    data_preprocessor=dict(size=(512, 512)),
-    backbone=dict(_delete_=True, type='mmsupervit.SuperViT', arch='deit-s'),
-    neck=dict(
-        type='mmsupervit.ColumnPyramidNeck',
-        in_channels=embed_dims,
-        scales=(4, 2, 1, 0.5),
-        norm_cfg=norm_cfg),
-    decode_head=dict(
-        in_channels=[embed_dims] * 4,
-        channels=512,
-        num_classes=150,
-        norm_cfg=norm_cfg),
-    auxiliary_head=dict(
-        in_channels=embed_dims, in_index=2, num_classes=150,
-        norm_cfg=norm_cfg),
-    # single-scale test: sliding 512 windows with stride 341 (BEiT/XCiT)
-    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
+    backbone=dict(
+        _delete_=True,
+        **_base_.supervit,
+        norm_cfg=_base_.syncbn_cfg,
+        norm_eval=False),
+    neck=_base_.pyramid_neck,
+    test_cfg=dict(mode='whole'))

@@ -41,9 +41,11 @@ Arch = Union[str, Dict[str, Any]]
 
 #: Keys of a ``Pretrained`` init_cfg entry: those of mmengine's
 #: ``PretrainedInit`` plus ``strict`` and ``min_loaded`` (see
-#: :meth:`DenseBackbone.init_from_pretrained`).
+#: :meth:`DenseBackbone.init_from_pretrained`), and ``hint``, a sentence added
+#: to the error when a local checkpoint file is missing (how to make or
+#: download it).
 _PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'map_location', 'strict',
-                    'min_loaded')
+                    'min_loaded', 'hint')
 
 #: Top-level modules that tell what kind of whole model a checkpoint holds.
 _MODEL_KINDS = (
@@ -388,25 +390,33 @@ class DenseBackbone(BaseModule):
         Args:
             cfg (dict): ``dict(type='Pretrained', checkpoint=...,
                 prefix=None, map_location='cpu', strict=True,
-                min_loaded=1.0)``.
+                min_loaded=1.0, hint=None)``.
 
         Returns:
             tuple[list[str], list[str]]: Missing and unexpected keys.
 
         Raises:
             CheckpointError: If the checkpoint does not fit.
+            FileNotFoundError: If a local checkpoint file is missing (never
+                a silent start from scratch); the message ends with
+                ``cfg['hint']`` when given.
         """
-        return load_pretrained(
-            self,
-            cfg['checkpoint'],
-            convert=self.convert_checkpoint,
-            prefix=cfg.get('prefix'),
-            map_location=cfg.get('map_location', 'cpu'),
-            strict=cfg.get('strict', True),
-            min_loaded=cfg.get('min_loaded', 1.0),
-            tolerated_missing=self.tolerated_missing_keys(),
-            tolerated_unexpected=self.tolerated_unexpected_keys(),
-            identify=self._identify_against_self)
+        try:
+            return load_pretrained(
+                self,
+                cfg['checkpoint'],
+                convert=self.convert_checkpoint,
+                prefix=cfg.get('prefix'),
+                map_location=cfg.get('map_location', 'cpu'),
+                strict=cfg.get('strict', True),
+                min_loaded=cfg.get('min_loaded', 1.0),
+                tolerated_missing=self.tolerated_missing_keys(),
+                tolerated_unexpected=self.tolerated_unexpected_keys(),
+                identify=self._identify_against_self)
+        except FileNotFoundError as err:
+            if not cfg.get('hint'):
+                raise
+            raise FileNotFoundError(f"{err} ({cfg['hint']})") from err
 
     def _identify_against_self(self, state_dict: StateDict) -> Optional[str]:
         found = identify_checkpoint(state_dict)

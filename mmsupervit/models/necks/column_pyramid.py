@@ -26,7 +26,10 @@ class ColumnPyramidNeck(BaseModule):
     1x1 :class:`~mmcv.cnn.ConvModule` (conv + norm) to that width.
 
     Args:
-        in_channels (int): Channels of every input map.
+        in_channels (int): Channels of every input map. In a config,
+            ``'auto'`` takes them from the backbone's ``output_shape()``
+            (resolved by :class:`mmsupervit.EncoderDecoder` and
+            :class:`mmsupervit.MaskRCNN` before this neck is built).
         out_channels (int | Sequence[int], optional): Output channels, one
             for all levels or one per level. Defaults to None (keep
             ``in_channels``, no projection).
@@ -57,6 +60,13 @@ class ColumnPyramidNeck(BaseModule):
                  act_cfg: dict = dict(type='GELU'),
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int):
+            raise TypeError(
+                f'{type(self).__name__} in_channels must be an int, got '
+                f"{in_channels!r}. in_channels='auto' is filled from the "
+                "backbone's output_shape() by the model types "
+                "'mmsupervit.EncoderDecoder' and 'mmsupervit.MaskRCNN': use "
+                'one of them as model.type, or give the width')
         bad = [s for s in scales if s not in self._SCALES]
         if bad or not scales:
             raise ValueError(f'scales must be taken from {self._SCALES}, '
