@@ -131,7 +131,7 @@ def test_channels_and_layout_errors_name_the_problem(cls, cfg):
         model(torch.randn(3, 32, 32))
     if 'in_channels' in inspect.signature(cls).parameters:
         gray = cls(**cfg, in_channels=1).eval()
-        check_outcome(gray, torch.randn(2, 1, 33, 47))
+        assert check_outcome(gray, torch.randn(2, 1, 33, 47)) == 'ok'
         with pytest.raises(ValueError, match=r'expects 1 input channels '
                            r'\(in_channels\), got 3'):
             gray(torch.randn(1, 3, 32, 32))
