@@ -185,7 +185,8 @@ def _patchconvnet_block(i: int, layer: int, mult: float) -> List[Row]:
 
 # PatchConvNet, depth 2, with the attention-pooling block: num_layers = 4.
 # The convolutional stem (bias-free convs) is layer 0 (0.9**3); column blocks
-# 1 and 2; the output norms and the pooling block are on top. The pooling
+# 1 and 2; the official final norm (on the last block's output) and the
+# pooling block are on top. The pooling
 # block's class token (3-D) loses weight decay by keyword.
 PATCHCONVNET_D2: List[Row] = [
     ('backbone.patch_embed.proj.0.weight', 0, 0.729, 1),
@@ -194,10 +195,8 @@ PATCHCONVNET_D2: List[Row] = [
     ('backbone.patch_embed.proj.6.weight', 0, 0.729, 1),
     *_patchconvnet_block(0, 1, 0.81),
     *_patchconvnet_block(1, 2, 0.9),
-    ('backbone.out_norms.0.weight', 3, 1.0, 0),
-    ('backbone.out_norms.0.bias', 3, 1.0, 0),
-    ('backbone.out_norms.1.weight', 3, 1.0, 0),
-    ('backbone.out_norms.1.bias', 3, 1.0, 0),
+    ('backbone.norm.weight', 3, 1.0, 0),
+    ('backbone.norm.bias', 3, 1.0, 0),
     ('backbone.attn_pool.cls_token', 3, 1.0, 0),
     ('backbone.attn_pool.gamma_1', 3, 1.0, 0),
     ('backbone.attn_pool.gamma_2', 3, 1.0, 0),
@@ -217,8 +216,6 @@ PATCHCONVNET_D2: List[Row] = [
     ('backbone.attn_pool.mlp.fc1.bias', 3, 1.0, 0),
     ('backbone.attn_pool.mlp.fc2.weight', 3, 1.0, 1),
     ('backbone.attn_pool.mlp.fc2.bias', 3, 1.0, 0),
-    ('backbone.attn_pool.norm.weight', 3, 1.0, 0),
-    ('backbone.attn_pool.norm.bias', 3, 1.0, 0),
     *_TOP(3),
 ]
 
