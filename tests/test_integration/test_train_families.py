@@ -98,16 +98,20 @@ def data_root(tmp_path_factory):
 
 
 class _Recorder(Hook):
-    """Evaluates the untrained model (after weight initialisation, before
-    the first iteration) and records the training losses of every
-    iteration."""
+    """Runs the validation loop on the untrained model (after weight
+    initialisation, before the first iteration), and records every
+    validation result (that one, then the one the training loop runs after
+    the last iteration) and the losses of every iteration."""
 
     def __init__(self):
-        self.untrained = None
+        self.metrics = []
         self.losses = []
 
     def before_train(self, runner):
-        self.untrained = dict(runner.val_loop.run())
+        runner.val_loop.run()
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics.append(dict(metrics))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -172,8 +176,9 @@ def train_and_evaluate(cfg, family):
     iters = cfg.train_cfg.max_iters
     assert runner.iter == iters
     assert osp.isfile(osp.join(cfg.work_dir, f'iter_{iters}.pth'))
-    assert recorder.untrained is not None, 'the untrained model was not run'
-    return recorder.untrained, runner.val_loop.run(), recorder.losses
+    # before training, and after the last iteration
+    assert len(recorder.metrics) == 2, recorder.metrics
+    return recorder.metrics[0], recorder.metrics[1], recorder.losses
 
 
 @pytest.mark.slow
