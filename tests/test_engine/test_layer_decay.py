@@ -116,14 +116,16 @@ def test_extra_keywords_frozen_params_and_misuse():
 Row = Tuple[str, int, float, int]
 RATE, LR, WD = 0.9, 2e-3, 0.05
 
-# Outside the backbone: the top layer (num_layers - 1), the base lr; the bias
-# is 1-D (no weight decay).
-_TOP = lambda top: [  # noqa: E731
-    ('backbone_proj.weight', top, 1.0, 1),
-    ('backbone_proj.bias', top, 1.0, 0),
-    ('head.weight', top, 1.0, 1),
-    ('head.bias', top, 1.0, 0),
-]
+
+def _outside(top: int) -> List[Row]:
+    """The modules outside the backbone: on the top layer (``num_layers -
+    1``) with the base lr; the biases are 1-D (no weight decay)."""
+    return [
+        ('backbone_proj.weight', top, 1.0, 1),
+        ('backbone_proj.bias', top, 1.0, 0),
+        ('head.weight', top, 1.0, 1),
+        ('head.bias', top, 1.0, 0),
+    ]
 
 
 def _supervit_block(i: int, layer: int, mult: float) -> List[Row]:
@@ -160,7 +162,7 @@ SUPERVIT_D2: List[Row] = [
     *_supervit_block(1, 2, 0.9),
     ('backbone.norm.weight', 3, 1.0, 0),
     ('backbone.norm.bias', 3, 1.0, 0),
-    *_TOP(3),
+    *_outside(3),
 ]
 
 
@@ -216,7 +218,7 @@ PATCHCONVNET_D2: List[Row] = [
     ('backbone.attn_pool.mlp.fc1.bias', 3, 1.0, 0),
     ('backbone.attn_pool.mlp.fc2.weight', 3, 1.0, 1),
     ('backbone.attn_pool.mlp.fc2.bias', 3, 1.0, 0),
-    *_TOP(3),
+    *_outside(3),
 ]
 
 
@@ -269,7 +271,7 @@ ALTERNET_TINY: List[Row] = [
     ('backbone.norm2.bias', 7, 1.0, 0),
     ('backbone.norm3.weight', 7, 1.0, 0),
     ('backbone.norm3.bias', 7, 1.0, 0),
-    *_TOP(7),
+    *_outside(7),
 ]
 
 # Groups: one per (layer, weight decay or not) that occurs. SuperViT: 2 on
