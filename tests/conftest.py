@@ -45,6 +45,16 @@ def golden(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope='module')
+def single_thread():
+    """One intra-op thread for a module of tiny models: on a loaded machine
+    the threads cost far more in synchronisation than they save."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -54,12 +54,8 @@ PAIRS = [
 FORMS = ['dict', 'list']
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny models: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @pytest.fixture

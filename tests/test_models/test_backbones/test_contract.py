@@ -72,12 +72,8 @@ CASES = [
 BY_CLASS = [pytest.param(cls, id=cls.__name__) for cls in BACKBONES]
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny models: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def _build(cls, cfg, **extra):

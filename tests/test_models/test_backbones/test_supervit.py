@@ -41,14 +41,8 @@ TOL = dict(atol=1e-4, rtol=1e-4)
 _CACHE = {}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    # These models are tiny: on a loaded machine, intra-op threads cost far
-    # more in synchronisation than they save.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny models: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @pytest.fixture
