@@ -86,3 +86,27 @@ def materialize_checkpoint(recipe: dict) -> dict:
         k: state_dict if v == '@state_dict' else v
         for k, v in recipe['checkpoint'].items()
     }
+
+
+# The mmsupervit ``arch`` of each golden tiny model (the official
+# constructors are listed in ``tests/data/README.md``): model name ->
+# (backbone class name, arch dict). Every test that loads a golden
+# checkpoint takes its configuration from here.
+GOLDEN_ARCHS = {
+    'supervit_deit_tiny': ('SuperViT',
+                           dict(embed_dims=32, depth=12, num_heads=2)),
+    'supervit_lvvit_tiny': ('SuperViT',
+                            dict(base='lvvit-s', embed_dims=32, depth=12,
+                                 num_heads=2)),
+    'alternet_tiny': ('AlterNet',
+                      dict(block='basic', num_blocks=(1, 2, 2, 2),
+                           num_msa=(0, 1, 1, 1), heads=(3, 3, 3, 3))),
+    'patchconvnet_tiny': ('PatchConvNet',
+                          dict(embed_dims=64, depth=6,
+                               layer_scale_init_value=1e-4)),
+}
+
+
+def golden_arch(name: str) -> dict:
+    """A copy of the ``arch`` dict of golden model ``name``."""
+    return dict(GOLDEN_ARCHS[name][1])

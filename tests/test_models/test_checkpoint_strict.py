@@ -14,6 +14,8 @@ import re
 import pytest
 import torch
 
+from golden_weights import golden_arch
+
 import mmsupervit  # noqa: F401  (registers everything)
 from mmsupervit.engine.hooks import checkpoint_check_hook as hook_module
 from mmsupervit.engine.hooks import check_model_checkpoint
@@ -27,15 +29,11 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # family -> (golden checkpoint, config it fits, class)
 GOLDEN = {
     'SuperViT': ('supervit_deit_tiny.ckpt.pth',
-                 dict(arch=dict(embed_dims=32, depth=12, num_heads=2)),
-                 SuperViT),
+                 dict(arch=golden_arch('supervit_deit_tiny')), SuperViT),
     'AlterNet': ('alternet_tiny.ckpt.pth',
-                 dict(arch=dict(block='basic', num_blocks=(1, 2, 2, 2),
-                                num_msa=(0, 1, 1, 1), heads=(3, 3, 3, 3))),
-                 AlterNet),
+                 dict(arch=golden_arch('alternet_tiny')), AlterNet),
     'PatchConvNet': ('patchconvnet_tiny.ckpt.pth',
-                     dict(arch=dict(embed_dims=64, depth=6,
-                                    layer_scale_init_value=1e-4)),
+                     dict(arch=golden_arch('patchconvnet_tiny')),
                      PatchConvNet),
 }
 # What the error says each golden checkpoint looks like.

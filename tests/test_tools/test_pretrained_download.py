@@ -11,9 +11,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
+from golden_weights import golden_arch
 
 NAME = 'patchconvnet_tiny.ckpt.pth'
-TINY = dict(embed_dims=64, depth=6, layer_scale_init_value=1e-4)
+TINY = golden_arch('patchconvnet_tiny')
 
 
 class _Handler(SimpleHTTPRequestHandler):

@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from golden_weights import golden_arch
+
 from mmsupervit.models.backbones.alternet import (AlterNet, WindowAttention,
                                                   convert_alternet)
 from mmsupervit.models.utils.checkpoint import (CheckpointError,
@@ -13,8 +15,7 @@ from mmsupervit.models.utils.checkpoint import (CheckpointError,
                                                 unwrap_state_dict)
 from mmsupervit.registry import MODELS
 
-TINY = dict(block='basic', num_blocks=(1, 2, 2, 2), num_msa=(0, 1, 1, 1),
-            heads=(3, 3, 3, 3))
+TINY = golden_arch('alternet_tiny')
 TINY50 = dict(TINY, block='bottleneck')
 ARCHS = {'18': 18, '34': 34, '50': 50, '101': 101, '152': 152,
          'tiny50': TINY50}

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from golden_weights import golden_arch
+
 import mmsupervit  # noqa: F401  (registers the backbones)
 from mmsupervit.models.backbones import base as base_module
 from mmsupervit.models.backbones.base import DenseBackbone, ShapeSpec
@@ -50,14 +52,11 @@ SMALL = {
 # A golden checkpoint in the official layout and the config it fits.
 GOLDEN = {
     'SuperViT': ('supervit_lvvit_tiny.ckpt.pth',
-                 dict(arch=dict(base='lvvit-s', embed_dims=32, depth=12,
-                                num_heads=2))),
+                 dict(arch=golden_arch('supervit_lvvit_tiny'))),
     'AlterNet': ('alternet_tiny.ckpt.pth',
-                 dict(arch=dict(block='basic', num_blocks=(1, 2, 2, 2),
-                                num_msa=(0, 1, 1, 1), heads=(3, 3, 3, 3)))),
+                 dict(arch=golden_arch('alternet_tiny'))),
     'PatchConvNet': ('patchconvnet_tiny.ckpt.pth',
-                     dict(arch=dict(embed_dims=64, depth=6,
-                                    layer_scale_init_value=1e-4),
+                     dict(arch=golden_arch('patchconvnet_tiny'),
                           with_attn_pool=True)),
 }
 

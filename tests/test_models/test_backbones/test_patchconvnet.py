@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from golden_weights import golden_arch
+
 from mmsupervit.models.backbones.patchconvnet import (PatchConvNet,
                                                       convert_patchconvnet)
 from mmsupervit.models.utils.checkpoint import (CheckpointError,
@@ -25,7 +27,7 @@ EXPECTED = {  # embed_dims, depth, layer-scale init, multi_depth out_indices
     'L60': (1024, 60, 1e-6, (14, 29, 44, 59)),
     'L120': (1024, 120, 1e-6, (29, 59, 89, 119)),
 }
-TINY = dict(embed_dims=64, depth=6, layer_scale_init_value=1e-4)
+TINY = golden_arch('patchconvnet_tiny')
 SMALL = dict(embed_dims=16, depth=3)
 
 

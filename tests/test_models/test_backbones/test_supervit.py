@@ -13,6 +13,8 @@ from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import (VisionTransformer,
                                             checkpoint_filter_fn)
 
+from golden_weights import golden_arch
+
 import mmsupervit  # noqa: F401
 from mmsupervit.models.backbones.supervit import (PRUNE_BLOCKS, SuperViT,
                                                   convert_supervit)
@@ -25,9 +27,9 @@ from mmsupervit.registry import MODELS
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-TINY = {  # the golden configs (tests/data/README.md)
-    'deit': dict(embed_dims=32, depth=12, num_heads=2),
-    'lvvit': dict(base='lvvit-s', embed_dims=32, depth=12, num_heads=2),
+TINY = {  # the golden configs
+    'deit': golden_arch('supervit_deit_tiny'),
+    'lvvit': golden_arch('supervit_lvvit_tiny'),
 }
 SMALL = {
     'deit': dict(embed_dims=32, depth=12, num_heads=2),
