@@ -1,1 +1,1 @@
-from . import hooks, optimizers  # noqa: F401
+from . import cpu_distributed, hooks, optimizers  # noqa: F401

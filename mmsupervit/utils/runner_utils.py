@@ -13,6 +13,11 @@ itself:
   NVIDIA driver; the Runner skips ``init_dist`` when a group already exists;
 * ``device_ids=None`` for ``DistributedDataParallel``: mmengine passes
   ``device_ids=[LOCAL_RANK]``, which DDP rejects for a module on the CPU.
+
+It also wraps the model in
+:class:`~mmsupervit.engine.cpu_distributed.CPUDistributedDataParallel`, so
+``SyncBatchNorm`` (``sync_bn='torch'`` or a ``SyncBN`` config), which torch
+supports on CUDA only, synchronises over gloo instead of failing.
 """
 import argparse
 import os
@@ -25,6 +30,8 @@ import torch
 from mmengine.config import Config, ConfigDict, DictAction
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+#: The model wrapper of distributed CPU runs (SyncBN over gloo).
+CPU_DDP = 'mmsupervit.CPUDistributedDataParallel'
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -92,12 +99,17 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         dist_cfg['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg', None)
     if wrapper is None:
+        # mmengine's default wrapper, with SyncBN working on the CPU
         cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel',
+            type=CPU_DDP,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False),
             device_ids=None)
-    elif 'DistributedDataParallel' in str(wrapper.get('type', '')):
+    elif 'DistributedDataParallel' in str(
+            wrapper.setdefault('type', 'MMDistributedDataParallel')):
+        if wrapper.type in ('MMDistributedDataParallel',
+                            'mmengine.MMDistributedDataParallel'):
+            wrapper.type = CPU_DDP
         wrapper.setdefault('device_ids', None)
     init_cpu_process_group(launcher, dist_cfg)
 
