@@ -207,7 +207,8 @@ WEIGHT_ATOL = 1e-5
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('task,base', [('seg', SEG_CFG), ('det', DET_CFG)])
+@pytest.mark.parametrize('task,base', [('seg', SEG_CFG), ('det', DET_CFG)],
+                         ids=['upernet', 'mask-rcnn'])
 def test_two_processes_train_as_one_with_twice_the_batch(
         tmp_path, demo_data, task, base):
     single, dist = _run_pair(tmp_path, demo_data, base, task)
