@@ -12,6 +12,7 @@ module, or with a ``mmsupervit.`` prefixed type: a bare type name resolves in
 the caller's scope (mmseg/mmdet) and never reaches a sibling scope.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -49,3 +50,10 @@ TRANSFORMS = Registry(
     parent=MMENGINE_TRANSFORMS,
     scope='mmsupervit',
     locations=['mmsupervit.datasets.transforms'])
+
+#: Model wrappers (``mmsupervit.CPUDistributedDataParallel``).
+MODEL_WRAPPERS = Registry(
+    'model_wrapper',
+    parent=MMENGINE_MODEL_WRAPPERS,
+    scope='mmsupervit',
+    locations=['mmsupervit.engine.cpu_distributed'])

@@ -1,6 +1,7 @@
 """Batch norms of the 8xb2 configs: SyncBN where BN trains at 2 images per
 GPU, frozen statistics where the config keeps ImageNet BN fixed, plain BN in
-the CPU demos; and SyncBN runs in a single CPU process."""
+the CPU demos; SyncBN runs in a single CPU process (as BN) and in
+distributed CPU runs (synchronised over gloo)."""
 import os.path as osp
 
 import pytest
@@ -12,6 +13,8 @@ from torch.nn.modules.batchnorm import SyncBatchNorm, _BatchNorm
 from _configs import (CONFIGS, DENSE_CONFIGS, REPO, det_data, load_config,
                       reduced_backbone, rel, seg_data, small_input,
                       strip_pretrained, total_loss)
+from mmsupervit.engine.cpu_distributed import (CPUSyncBatchNorm,
+                                               convert_cpu_sync_batchnorm)
 from mmsupervit.utils import runner_utils
 
 
@@ -94,26 +97,32 @@ def test_single_process_runner_trains_syncbn_configs(path, tmp_path):
         'the BN statistics did not train'
 
 
-def test_cpu_distributed_run_turns_syncbn_into_bn(monkeypatch):
-    """The one conversion of ours: distributed CPU runs (gloo)."""
+def test_cpu_runs_keep_syncbn(monkeypatch):
+    """``setup_distributed`` leaves SyncBN configs as they are, in single
+    and in distributed CPU runs (gloo); in the latter the CPU wrapper that
+    ``setup_distributed`` selects swaps each ``SyncBatchNorm`` the config
+    builds for ``CPUSyncBatchNorm`` (the sync itself:
+    tests/test_engine/test_cpu_distributed.py)."""
     cfg = load_config(osp.join(REPO, RUNNER_CASES[0]))
-    cfg.sync_bn = 'torch'
+    cfg.sync_bn = 'torch'  # mmengine's option: every BN becomes SyncBN
+    before = cfg.model.to_dict()
     monkeypatch.setattr(runner_utils, '_cpu_only', lambda: True)
     started = []
     monkeypatch.setattr(runner_utils, 'init_cpu_process_group',
                         lambda launcher, dist_cfg: started.append(launcher))
-    runner_utils.setup_distributed(cfg, 'pytorch')
+    for launcher in ('none', 'pytorch'):
+        runner_utils.setup_distributed(cfg, launcher)
+        assert cfg.model.to_dict() == before, launcher
+        assert cfg.sync_bn == 'torch'
     assert started == ['pytorch']
-    assert 'sync_bn' not in cfg
-    text = str(cfg.model)
-    assert 'SyncBN' not in text and "'type': 'BN'" in text
+    assert cfg.model_wrapper_cfg.type == runner_utils.CPU_DDP
     init_default_scope('mmseg')
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
+    synced = {n for n, m in model.named_modules()
+              if isinstance(m, SyncBatchNorm)}
+    assert synced, 'nothing was checked'
+    convert_cpu_sync_batchnorm(model)
+    assert {n for n, m in model.named_modules()
+            if isinstance(m, CPUSyncBatchNorm)} == synced
     assert not any(isinstance(m, SyncBatchNorm) for m in model.modules())
-
-
-def test_single_process_keeps_the_config():
-    cfg = load_config(osp.join(REPO, RUNNER_CASES[0]))
-    runner_utils.setup_distributed(cfg, 'none')
-    assert 'SyncBN' in str(cfg.model)

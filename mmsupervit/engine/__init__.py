@@ -1,1 +1,2 @@
-from . import atomic_backend, hooks, optimizers  # noqa: F401
+from . import (atomic_backend, cpu_distributed, hooks,  # noqa: F401
+               optimizers)

@@ -16,10 +16,13 @@ itself:
 
 SyncBN: the configs use SyncBN where BN trains at 2 images per GPU. A single
 process needs nothing: mmengine's ``Runner.wrap_model`` reverts SyncBN to BN
-when the run is not distributed. A distributed run on CPUs cannot use it
-(``torch.nn.SyncBatchNorm`` only synchronises CUDA tensors and raises on CPU
-ones), so :func:`setup_distributed` turns SyncBN into per-process BN there,
-in this one place.
+when the run is not distributed. A distributed run on CPUs keeps it, with
+statistics synchronised over gloo: ``torch.nn.SyncBatchNorm`` works on CUDA
+tensors only, so :func:`setup_distributed` selects
+:class:`~mmsupervit.engine.cpu_distributed.CPUDistributedDataParallel`, which
+swaps every ``SyncBatchNorm`` (from a ``SyncBN`` config or ``sync_bn='torch'``)
+for ``CPUSyncBatchNorm``. N processes with B images each then train as one
+process with N*B images (``tests/test_tools/test_dist_equals_single.py``).
 """
 import argparse
 import logging
@@ -36,6 +39,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+#: The model wrapper of distributed CPU runs (SyncBN over gloo).
+CPU_DDP = 'mmsupervit.CPUDistributedDataParallel'
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +92,7 @@ def _cpu_only() -> bool:
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
     """Set ``cfg.launcher``; without a GPU, prepare a CPU (gloo) run:
-    backend, DDP ``device_ids`` and SyncBN turned into BN.
+    gloo backend and the CPU wrapper (``device_ids=None``, SyncBN over gloo).
 
     Args:
         cfg (Config): Modified in place.
@@ -104,45 +109,19 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         dist_cfg['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg', None)
     if wrapper is None:
+        # mmengine's default wrapper, with SyncBN working on the CPU
         cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel',
+            type=CPU_DDP,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False),
             device_ids=None)
-    elif 'DistributedDataParallel' in str(wrapper.get('type', '')):
+    elif 'DistributedDataParallel' in str(
+            wrapper.setdefault('type', 'MMDistributedDataParallel')):
+        if wrapper.type in ('MMDistributedDataParallel',
+                            'mmengine.MMDistributedDataParallel'):
+            wrapper.type = CPU_DDP
         wrapper.setdefault('device_ids', None)
-    replaced = sync_bn_to_bn(cfg.model)
-    if cfg.pop('sync_bn', None) is not None:
-        replaced += 1
-    if replaced:
-        print_log(
-            'distributed training on CPUs: SyncBN needs CUDA tensors, so '
-            f'{replaced} SyncBN setting(s) become BN with per-process '
-            'statistics', logger='current', level=logging.WARNING)
     init_cpu_process_group(launcher, dist_cfg)
-
-
-def sync_bn_to_bn(node) -> int:
-    """Change every ``type='SyncBN'`` norm config under ``node`` to
-    ``'BN'`` (in place).
-
-    Args:
-        node: A config dict or list (e.g. ``cfg.model``).
-
-    Returns:
-        int: How many norm configs were changed.
-    """
-    count = 0
-    if isinstance(node, dict):
-        if node.get('type') == 'SyncBN':
-            node['type'] = 'BN'
-            count += 1
-        for value in node.values():
-            count += sync_bn_to_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += sync_bn_to_bn(value)
-    return count
 
 
 def init_cpu_process_group(launcher: str, dist_cfg: dict) -> None:
