@@ -24,9 +24,15 @@ official layout and the classifier's (``backbone.*`` = the backbone's keys,
 mmpretrain is optional (``pip install -e .[pretrain]``):
 :func:`register_into_mmpretrain` does nothing without it.
 """
+import os
+import os.path as osp
 from typing import Callable, Dict, Tuple
 
-from mmsupervit.models.utils.checkpoint import CheckpointError, StateDict
+import torch
+
+from mmsupervit.models.utils.checkpoint import (CheckpointError, StateDict,
+                                                load_checkpoint_file,
+                                                unwrap_state_dict)
 from .backbones import AlterNet, PatchConvNet, SuperViT
 from .backbones.alternet import alternet_to_official, convert_alternet
 from .backbones.patchconvnet import (convert_patchconvnet,
@@ -170,3 +176,79 @@ def classifier_to_official(family: str, state_dict: StateDict) -> StateDict:
     out = _BACKBONE_LAYOUTS[family][1](backbone)
     out.update({_OFFICIAL_HEAD[family] + k: v for k, v in head_sd.items()})
     return out
+
+
+#: The wrapper each family's official training script writes around its
+#: state dict (``tests/data/README.md``): the key holding the weights.
+_OFFICIAL_WRAPPER = {
+    'AlterNet': 'state_dict',  # models/__init__.py::_save, plus 'name'
+    'PatchConvNet': 'model',  # deit main.py
+    'SuperViT': 'model',  # main_deit.py (DeiT-S)
+}
+
+
+def _family_class(family: str) -> type:
+    _check_family(family)
+    return next(cls for cls in BACKBONES if cls.__name__ == family)
+
+
+def convert_classifier_file(family: str, src: str, dst: str,
+                            to_official: bool = False) -> str:
+    """Convert a checkpoint file between the official classifier layout and
+    the mmpretrain classifier layout of the classification configs.
+
+    ``to_official=False``: an official checkpoint (path or URL, as its
+    training script wrote it) -> ``{'state_dict': backbone.* + head.fc.*,
+    'meta': ...}``, which ``tools/test.py`` / ``load_from`` take as it is.
+    ``to_official=True``: a checkpoint an mmpretrain run wrote
+    (``work_dirs/<config>/epoch_*.pth``, or the file above) -> the official
+    wrapper of the family (AlterNet ``{'name', 'state_dict'}``, PatchConvNet
+    and SuperViT ``{'model'}``), loadable by the official code.
+
+    Args:
+        family (str): ``'AlterNet'``, ``'PatchConvNet'`` or ``'SuperViT'``.
+        src (str): Input checkpoint, path or URL.
+        dst (str): Output path (folders are created).
+        to_official (bool): Direction. Defaults to False.
+
+    Returns:
+        str: A one-line summary for the tools to print.
+
+    Raises:
+        CheckpointError: If the input is not a classifier of ``family`` in
+            the expected layout (another family, a backbone-only file, an
+            LV-ViT classifier on export: the official LV-ViT has a
+            token-labelling head this classifier lacks).
+    """
+    cls = _family_class(family)
+    state_dict = unwrap_state_dict(load_checkpoint_file(src))
+    if to_official:
+        backbone = {k[len('backbone.'):]: v for k, v in state_dict.items()
+                    if k.startswith('backbone.')}
+        arch = cls.check_converted_checkpoint(backbone, backbone, repr(src))
+        if family == 'SuperViT' and 'patch_embed.conv1.weight' in backbone:
+            raise CheckpointError(
+                f'{src!r} is an LV-ViT classifier: the official LV-ViT has '
+                'a token-labelling head (aux_head) this classifier lacks, '
+                'so it cannot be exported to the official layout')
+        official = classifier_to_official(family, state_dict)
+        out = {_OFFICIAL_WRAPPER[family]: official}
+        if family == 'AlterNet':
+            out['name'] = f'alternet_{arch}' if isinstance(arch, str) \
+                else 'alternet'
+        written = official
+    else:
+        # the family first: another family's file is named as such
+        arch = cls.check_converted_checkpoint(state_dict, state_dict,
+                                              repr(src))
+        converted = official_to_classifier(family, state_dict)
+        out = dict(
+            state_dict=converted,
+            meta=dict(source=src, converter=f'{family} official -> '
+                      'mmpretrain classifier', recognised_arch=arch))
+        written = converted
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(out, dst)
+    layout = 'official' if to_official else 'mmpretrain classifier'
+    return (f'saved {len(written)} tensors ({family}, arch {arch!r}) in the '
+            f'{layout} layout to {dst}')

@@ -23,8 +23,10 @@ from mmpretrain.registry import MODELS  # noqa: E402
 
 import mmsupervit  # noqa: E402,F401
 from mmsupervit.models.classification import (  # noqa: E402
-    BACKBONES, classifier_to_official, official_to_classifier)
-from mmsupervit.models.utils.checkpoint import unwrap_state_dict  # noqa: E402
+    BACKBONES, classifier_to_official, convert_classifier_file,
+    official_to_classifier)
+from mmsupervit.models.utils.checkpoint import (  # noqa: E402
+    CheckpointError, unwrap_state_dict)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOL = dict(atol=1e-4, rtol=1e-4)
@@ -156,3 +158,69 @@ def test_import_without_mmpretrain():
                                    PYTHONPATH=REPO, OMP_NUM_THREADS='1'))
     assert proc.returncode == 0 and proc.stdout.strip() == 'ok', \
         proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize('name', ['patchconvnet', 'supervit_deit',
+                                  'alternet'])
+def test_converted_file_evaluates_like_the_official_model(golden, name,
+                                                          tmp_path):
+    """The user's path: ``<family>2mmsupervit.py SRC DST --classifier``,
+    then mmengine's ``load_checkpoint`` (what ``tools/test.py CONFIG DST``
+    does) gives the official logits; ``--to-official`` gives the official
+    file back."""
+    from mmengine.runner import load_checkpoint
+    family, cfg = CLASSIFIERS[name]
+    src = golden(f'{name}_tiny.ckpt.pth')
+    dst = str(tmp_path / 'cls.pth')
+    convert_classifier_file(family, src, dst)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(type='ImageClassifier', **cfg)).eval()
+    load_checkpoint(model, dst, strict=True)
+    ref = _ref(golden, name)
+    run = ref['224_1.0'] if name.startswith('supervit') else ref
+    x = ref['input']
+    if name.startswith('supervit'):
+        model.backbone.input_scale = 224 / x.shape[-1]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, mode='tensor'), run['logits'],
+                                   **TOL)
+    back = str(tmp_path / 'official.pth')
+    convert_classifier_file(family, dst, back, to_official=True)
+    original = torch.load(src, map_location='cpu', weights_only=True)
+    exported = torch.load(back, map_location='cpu', weights_only=True)
+    key = 'state_dict' if family == 'AlterNet' else 'model'
+    assert sorted(exported[key]) == sorted(original[key])
+    assert all(torch.equal(exported[key][k], v)
+               for k, v in original[key].items())
+
+
+def test_converter_refuses_another_family(golden, tmp_path):
+    with pytest.raises(CheckpointError, match='not a PatchConvNet'):
+        convert_classifier_file('PatchConvNet',
+                                golden('alternet_tiny.ckpt.pth'),
+                                str(tmp_path / 'x.pth'))
+    assert not (tmp_path / 'x.pth').exists()
+
+
+@pytest.mark.parametrize('prefix', [None, 'backbone.'])
+def test_dense_backbone_takes_a_classifier_checkpoint(golden, tmp_path,
+                                                      prefix):
+    """A checkpoint of an mmpretrain classifier loads into the dense
+    backbone (all four output norms, the default) with the explicit prefix
+    or without one (the ``backbone.`` keys are taken automatically)."""
+    from mmsupervit.models.backbones import AlterNet
+    family, cfg = CLASSIFIERS['alternet']
+    dst = str(tmp_path / 'cls.pth')
+    convert_classifier_file(family, golden('alternet_tiny.ckpt.pth'), dst)
+    init_cfg = dict(type='Pretrained', checkpoint=dst)
+    if prefix:
+        init_cfg['prefix'] = prefix
+    dense = AlterNet(arch=cfg['backbone']['arch'], init_cfg=init_cfg)
+    dense.init_weights()
+    trained = torch.load(dst, map_location='cpu',
+                         weights_only=True)['state_dict']
+    own = dense.state_dict()
+    backbone = {k[len('backbone.'):]: v for k, v in trained.items()
+                if k.startswith('backbone.')}
+    assert backbone and all(torch.equal(own[k], v)
+                            for k, v in backbone.items())
