@@ -25,49 +25,20 @@ classifier, head included, in the layout of those configs (``backbone.*`` +
 epoch_*.pth``) back into the official layout
 (:func:`mmsupervit.models.classification.convert_classifier_file`).
 """
-import argparse
-import os
 import os.path as osp
-import sys
-from typing import List, Optional
+from typing import Optional, Sequence
 
-import torch
-
-from mmsupervit.models.backbones.alternet import (
-    AlterNet, convert_alternet)
+from mmsupervit.models.backbones.alternet import AlterNet, convert_alternet
 from mmsupervit.models.classification import convert_classifier_file
-from mmsupervit.models.utils.checkpoint import (
-    CheckpointError, load_checkpoint_file, unwrap_state_dict)
+from mmsupervit.models.utils.checkpoint import (load_checkpoint_file,
+                                                unwrap_state_dict)
+from mmsupervit.models.utils.converter_cli import (converter_parser,
+                                                   run_converter,
+                                                   save_converted)
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Convert an official AlterNet checkpoint to mmsupervit.')
-    parser.add_argument('src', help='official checkpoint (path or URL)')
-    parser.add_argument('dst', help='output path')
-    parser.add_argument(
-        '--arch',
-        choices=AlterNet.arch_names(),
-        help='check every key and shape against this arch (by default only '
-        'the family is checked)')
-    layout = parser.add_mutually_exclusive_group()
-    layout.add_argument(
-        '--classifier',
-        action='store_true',
-        help='write the whole official classifier (head included) in the '
-        'layout of the mmpretrain classification config '
-        '(configs/%s/*_in1k.py): backbone.* + head.fc.*' % 'alternet')
-    layout.add_argument(
-        '--to-official',
-        action='store_true',
-        help='the reverse: SRC is a checkpoint of the mmpretrain '
-        'classification config (e.g. work_dirs/.../epoch_*.pth); DST gets '
-        'the official layout')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(argv)
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = converter_parser(AlterNet, __doc__.split('\n')[0]).parse_args(argv)
     if args.classifier or args.to_official:
         print(convert_classifier_file('AlterNet', args.src, args.dst,
                                       to_official=args.to_official))
@@ -77,19 +48,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     state_dict = convert_alternet(original)
     arch = AlterNet.check_converted_checkpoint(
         original, state_dict, repr(args.src), arch=args.arch)
-    meta = dict(
-        source=args.src,
-        converter='alternet2mmsupervit',
-        official_name=checkpoint.get('name'),
-        recognised_arch=arch)
-    dst_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
-    print(f'saved {len(state_dict)} tensors to {args.dst}')
+    save_converted(
+        args.dst, state_dict, source=args.src,
+        converter=osp.splitext(osp.basename(__file__))[0],
+        official_name=checkpoint.get('name'), recognised_arch=arch)
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except CheckpointError as err:
-        sys.exit(f'error: {err}')
+    run_converter(main)

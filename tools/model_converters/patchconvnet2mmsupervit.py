@@ -30,61 +30,32 @@ classifier, head included, in the layout of those configs (``backbone.*`` +
 epoch_*.pth``) back into the official layout
 (:func:`mmsupervit.models.classification.convert_classifier_file`).
 """
-import argparse
-import os
 import os.path as osp
-import sys
-from typing import List, Optional
+from typing import Optional, Sequence
 
-import torch
-
-from mmsupervit.models.backbones.patchconvnet import (
-    PatchConvNet, convert_patchconvnet)
+from mmsupervit.models.backbones.patchconvnet import (PatchConvNet,
+                                                      convert_patchconvnet)
 from mmsupervit.models.classification import convert_classifier_file
-from mmsupervit.models.utils.checkpoint import (
-    CheckpointError, load_checkpoint_file, unwrap_state_dict)
+from mmsupervit.models.utils.checkpoint import (load_checkpoint_file,
+                                                unwrap_state_dict)
+from mmsupervit.models.utils.converter_cli import (converter_parser,
+                                                   run_converter,
+                                                   save_converted)
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Convert an official PatchConvNet checkpoint to '
-        'mmsupervit.')
-    parser.add_argument('src', help='official checkpoint (path or URL)')
-    parser.add_argument('dst', help='output path')
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = converter_parser(PatchConvNet, __doc__.split('\n')[0])
     parser.add_argument(
         '--with-attn-pool',
         action='store_true',
         help='keep the class-attention pooling block (cls_token, '
         'blocks_token_only) as attn_pool.*')
-    parser.add_argument(
-        '--arch',
-        choices=PatchConvNet.arch_names(),
-        help='check every key and shape against this arch (by default only '
-        'the family is checked)')
-    layout = parser.add_mutually_exclusive_group()
-    layout.add_argument(
-        '--classifier',
-        action='store_true',
-        help='write the whole official classifier (head included) in the '
-        'layout of the mmpretrain classification config '
-        '(configs/%s/*_in1k.py): backbone.* + head.fc.*' % 'patchconvnet')
-    layout.add_argument(
-        '--to-official',
-        action='store_true',
-        help='the reverse: SRC is a checkpoint of the mmpretrain '
-        'classification config (e.g. work_dirs/.../epoch_*.pth); DST gets '
-        'the official layout')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     if args.classifier or args.to_official:
         print(convert_classifier_file('PatchConvNet', args.src, args.dst,
                                       to_official=args.to_official))
         return
-    checkpoint = load_checkpoint_file(args.src)
-    original = unwrap_state_dict(checkpoint)
+    original = unwrap_state_dict(load_checkpoint_file(args.src))
     state_dict = convert_patchconvnet(
         original, with_attn_pool=args.with_attn_pool)
     arch = PatchConvNet.check_converted_checkpoint(
@@ -92,21 +63,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         build_cfg=dict(with_attn_pool=args.with_attn_pool))
     num_blocks = len({k.split('.')[1] for k in state_dict
                       if k.startswith('blocks.')})
-    meta = dict(
+    save_converted(
+        args.dst, state_dict, f' ({num_blocks} column blocks)',
         source=args.src,
-        converter='patchconvnet2mmsupervit',
-        with_attn_pool=args.with_attn_pool,
-        depth=num_blocks,
+        converter=osp.splitext(osp.basename(__file__))[0],
+        with_attn_pool=args.with_attn_pool, depth=num_blocks,
         recognised_arch=arch)
-    dst_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
-    print(f'saved {len(state_dict)} tensors ({num_blocks} column blocks) '
-          f'to {args.dst}')
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except CheckpointError as err:
-        sys.exit(f'error: {err}')
+    run_converter(main)
