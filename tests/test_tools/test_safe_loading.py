@@ -78,3 +78,30 @@ def test_tensors_and_allow_listed_objects_load(files, where):
     ckpt = load_checkpoint_file(source)
     assert torch.equal(ckpt['model']['w'], torch.arange(3.))
     assert ckpt['args'].lr == 1e-3
+
+
+@pytest.mark.parametrize('where', ['path', 'url'])
+@pytest.mark.parametrize('content, says', [
+    (b'<!DOCTYPE html><title>404</title>', "starts with b'<!DOCTYPE html><'"),
+    (b'', 'is empty'),
+], ids=['html-page', 'empty-file'])
+def test_file_that_is_no_checkpoint_is_named_as_such(files, where, content,
+                                                     says):
+    """A file that is no torch.save output at all (an HTML error page saved
+    as .pth, an empty file) is called that, not a safe-loader refusal; a
+    downloaded one is not kept in the cache."""
+    from mmsupervit.models.utils.checkpoint import (CheckpointError,
+                                                    load_checkpoint_file)
+    folder, base = files
+    (folder / 'page.pth').write_bytes(content)
+    source = str(folder / 'page.pth') if where == 'path' else (
+        f'{base}/page.pth')
+    with pytest.raises(CheckpointError,
+                       match='is not a PyTorch checkpoint') as info:
+        load_checkpoint_file(source)
+    assert source in str(info.value)
+    assert says in str(info.value)
+    assert 'safe loader' not in str(info.value)
+    if where == 'url':
+        cached = osp.join(torch.hub.get_dir(), 'checkpoints', 'page.pth')
+        assert not osp.exists(cached)

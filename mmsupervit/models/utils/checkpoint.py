@@ -67,10 +67,21 @@ def _hub_cache_path(url: str) -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints', filename)
 
 
-def _is_safe_loader_refusal(err: Exception) -> bool:
-    """Whether ``torch.load(weights_only=True)`` refused an intact file."""
+def _looks_like_torch_file(path: str) -> bool:
+    """Whether ``path`` starts the way ``torch.save`` files do: a zip
+    archive (the default format) or a pickle of protocol 2 or later (the
+    legacy format)."""
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    return head.startswith(b'PK\x03\x04') or head[:1] == b'\x80'
+
+
+def _is_safe_loader_refusal(err: Exception, path: str) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused an intact file (the
+    safe loader also "refuses" text and other files that are no pickle)."""
     return (isinstance(err, pickle.UnpicklingError)
-            and 'Weights only load failed' in str(err))
+            and 'Weights only load failed' in str(err)
+            and _looks_like_torch_file(path))
 
 
 def _torch_load(path: str, map_location: str, source: str) -> object:
@@ -83,13 +94,20 @@ def _torch_load(path: str, map_location: str, source: str) -> object:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for bad files
-        if _is_safe_loader_refusal(err):
+        if _is_safe_loader_refusal(err, path):
             raise CheckpointError(
                 f'checkpoint {source!r} holds Python objects that the safe '
                 'loader (torch.load weights_only=True) does not allow, so it '
                 'is not read. If you trust the file, load it once with '
                 'torch.load(..., weights_only=False) and save only its '
                 f'tensors. ({err})') from err
+        if not _looks_like_torch_file(path):
+            with open(path, 'rb') as f:
+                head = f.read(16)
+            what = (f'starts with {head!r}' if head else 'is empty')
+            raise CheckpointError(
+                f'{source!r} is not a PyTorch checkpoint: torch.save writes '
+                f'a zip archive or a pickle, this file {what}') from err
         raise CheckpointError(
             f'could not read checkpoint {source!r}: the file is truncated, '
             f'corrupt or not a PyTorch checkpoint ({type(err).__name__}: '
@@ -168,7 +186,7 @@ def _load_url(url: str, map_location: str, logger: str) -> object:
     try:
         return _torch_load(cached, map_location, url)
     except CheckpointError as err:
-        if not _is_safe_loader_refusal(err.__cause__):
+        if not _is_safe_loader_refusal(err.__cause__, cached):
             # Never leave a corrupt download behind (e.g. one written by an
             # older tool without the rename): the next run would load the
             # same broken bytes forever.
