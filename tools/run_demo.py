@@ -28,8 +28,8 @@ to ``<work-dir>/logs/<job>.log``; everything lands under ``--work-dir``.
 Example::
 
     python tools/run_demo.py                  # about 6 minutes on 2 cores
-    python tools/run_demo.py --families supervit --det-families supervit \\
-        --pretrain-iters 20 --seg-iters 20 --det-iters 20   # a quick look
+    python tools/run_demo.py --seg-families supervit --det-families \\
+        --pretrain-iters 20 --seg-iters 20   # a quick look: 3 jobs + sweep
 """
 import argparse
 import functools
@@ -95,14 +95,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-val', type=int, default=40)
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the generated data')
-    parser.add_argument('--families', nargs='+', choices=FAMILIES,
+    parser.add_argument('--seg-families', nargs='*', choices=FAMILIES,
                         default=list(FAMILIES),
-                        help='families pretrained and fine-tuned with UperNet')
+                        help='families fine-tuned with UperNet')
     parser.add_argument('--det-families', nargs='*',
                         choices=sorted(DENSE_CONFIGS['det']),
                         default=sorted(DENSE_CONFIGS['det']),
-                        help='families also fine-tuned with Mask R-CNN (a '
-                        'subset of --families)')
+                        help='families fine-tuned with Mask R-CNN')
     parser.add_argument('--pretrain-iters', type=int, default=100)
     parser.add_argument('--seg-iters', type=int, default=150)
     parser.add_argument('--det-iters', type=int, default=150)
@@ -116,11 +115,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--workers', type=int, default=2,
                         help='single-threaded worker processes')
     args = parser.parse_args(argv)
-    missing = set(args.det_families) - set(args.families)
-    if missing:
-        parser.error(f'--det-families {sorted(missing)} are not in '
-                     '--families (their pretrained checkpoint would be '
-                     'missing)')
+    if not args.seg_families and not args.det_families:
+        parser.error('nothing to do: no --seg-families, no --det-families')
     for name in ('pretrain_iters', 'seg_iters', 'det_iters', 'workers'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
@@ -134,11 +130,14 @@ def plan_jobs(args: argparse.Namespace) -> Dict[str, dict]:
     """Every job of this run: kind, config, iterations and the jobs whose
     output it needs, keyed by name, in :data:`JOB_ORDER`."""
     jobs = {}
-    for family in args.families:
+    for family in FAMILIES:
+        if family not in args.seg_families + args.det_families:
+            continue
         jobs[f'pretrain-{family}'] = dict(
             kind='pretrain', family=family, task='cls',
             config=CLS_CONFIGS[family], iters=args.pretrain_iters, needs=[])
-    for task, families, iters in (('seg', args.families, args.seg_iters),
+    for task, families, iters in (('seg', args.seg_families,
+                                   args.seg_iters),
                                   ('det', args.det_families,
                                    args.det_iters)):
         for family in families:
@@ -148,7 +147,7 @@ def plan_jobs(args: argparse.Namespace) -> Dict[str, dict]:
                     config=DENSE_CONFIGS[task][family], iters=iters,
                     needs=[f'pretrain-{family}']
                     if init == 'pretrained' else [])
-    if args.sweep_keep_rates and 'supervit' in args.families:
+    if args.sweep_keep_rates and 'supervit' in args.seg_families:
         jobs['sweep'] = dict(
             kind='sweep', task='seg', family='supervit',
             config=DENSE_CONFIGS['seg']['supervit'],
