@@ -28,6 +28,12 @@ def read_readme() -> str:
 SEG = ['mmsegmentation==1.2.2', 'ftfy', 'regex']
 DET = ['mmdet==3.3.0', 'pycocotools']
 TESTS = ['pytest>=7', 'pytest-timeout']
+# ImageNet classification with mmpretrain (configs/*/*_in1k.py). Its declared
+# requirements (einops, importlib-metadata, mat4py, matplotlib, modelindex,
+# numpy, rich) pin nothing our stack conflicts with, so pip resolves them
+# normally; mmcv/mmengine are only in its 'mim' extra and stay ours.
+PRETRAIN = ['mmpretrain==1.2.0', 'importlib-metadata', 'modelindex', 'mat4py',
+            'einops']
 
 setup(
     name='mmsupervit',
@@ -51,7 +57,8 @@ setup(
     extras_require={
         'seg': SEG,
         'det': DET,
-        'all': SEG + DET,
+        'pretrain': PRETRAIN,
+        'all': SEG + DET + PRETRAIN,
         'tests': TESTS,
     },
     zip_safe=False,

@@ -10,10 +10,15 @@ from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO, 'configs')
-#: Every config a user runs (not the ``_base_`` fragments), found by globbing.
-CONFIGS: List[str] = sorted(
+_ALL: List[str] = sorted(
     p for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
     if '_base_' not in p.split(osp.sep))
+#: The ImageNet classification configs (mmpretrain, ``*_in1k.py``), tested
+#: by ``test_configs_classification.py``.
+CLS_CONFIGS: List[str] = [p for p in _ALL if p.endswith('_in1k.py')]
+#: Every mmseg/mmdet config a user runs (not the ``_base_`` fragments, not
+#: the classification configs), found by globbing.
+CONFIGS: List[str] = [p for p in _ALL if p not in CLS_CONFIGS]
 FAMILIES = ('supervit', 'alternet', 'patchconvnet')
 #: The ADE20K/COCO configs of the three backbone families (not the demos).
 DENSE_CONFIGS: List[str] = [

@@ -19,6 +19,8 @@
 #   CUDA_HOME                  FORCE_CUDA=1 only: the CUDA toolkit (default: `which nvcc`, /usr/local/cuda,
 #                              else NVIDIA's compiler packages from the package index, matching torch's CUDA)
 #   MMSUPERVIT_SETUP_DRY_RUN   1: same as --dry-run
+#   MMSUPERVIT_PRETRAIN        1 (default): also install mmpretrain 1.2.0 and its runtime deps, the `pretrain`
+#                              extra (ImageNet classification configs, configs/*/*_in1k.py); 0: skip it
 #
 # mmcv's ops come in flavours: `cpu` (CPU kernels only) or `cuXY-sm_NN[-sm_MM]` (CUDA X.Y kernels for those
 # GPU architectures, plus the CPU kernels). The default is `cpu` even on a GPU machine: the build hides the
@@ -37,6 +39,7 @@ CACHE="${MMSUPERVIT_CACHE:-$HOME/.cache/mmsupervit}"
 WHEELHOUSE="${MMSUPERVIT_WHEELHOUSE:-}"
 export MAX_JOBS="${MAX_JOBS:-2}"
 DRY_RUN="${MMSUPERVIT_SETUP_DRY_RUN:-0}"
+PRETRAIN="${MMSUPERVIT_PRETRAIN:-1}"
 FORCE_CUDA_ASKED="${FORCE_CUDA:-}"
 
 TORCH_VERSION=2.14.1
@@ -45,6 +48,7 @@ MMENGINE_VERSION=0.10.7
 MMCV_VERSION=2.1.0
 MMSEG_VERSION=1.2.2
 MMDET_VERSION=3.3.0
+MMPRETRAIN_VERSION=1.2.0
 TIMM_VERSION=1.0.31
 # mmcv 2.1.0's setup.py and mmengine 0.10.7 (utils/package_utils.py) import pkg_resources,
 # which setuptools removed (mmcv#3325). torch 2.14 needs setuptools>=77.
@@ -61,6 +65,13 @@ for arg in "$@"; do
     *) die "unknown argument '$arg' (usage: bash tools/setup_env.sh [--dry-run])" ;;
   esac
 done
+case "$PRETRAIN" in
+  0|1) ;;
+  *) die "MMSUPERVIT_PRETRAIN must be 0 or 1, got '$PRETRAIN'" ;;
+esac
+# the package extras the editable install takes (setup.py extras_require)
+EXTRAS=seg,det,tests
+[ "$PRETRAIN" = 0 ] || EXTRAS="$EXTRAS,pretrain"
 case "$FORCE_CUDA_ASKED" in
   ''|0|1) ;;
   *) die "FORCE_CUDA must be 0 or 1 (or unset), got '$FORCE_CUDA_ASKED'" ;;
@@ -329,6 +340,8 @@ if [ "$DRY_RUN" = 1 ]; then
     plan "cpath=$(torch_cuda_include)"
   fi
   plan "build=$(build_cmd "$SRC_DIR")"
+  plan "pretrain=$PRETRAIN"
+  plan "extras=$EXTRAS"
   exit 0
 fi
 
@@ -406,16 +419,19 @@ fi
 
 # ---------------------------------------------------------------- the rest, pinned
 # ftfy/regex: mmseg 1.2.2 imports them unconditionally but lists them as extras (mmsegmentation#3704).
+# mmpretrain: its declared requirements resolve against our stack without changing it (mmcv/mmengine are
+# only in its 'mim' extra), so the extra is installed with its dependencies.
 if have mmengine "$MMENGINE_VERSION" && have mmsegmentation "$MMSEG_VERSION" && have mmdet "$MMDET_VERSION" \
-   && have timm "$TIMM_VERSION" && have pytest "" && have mmsupervit "" && have ftfy ""; then
-  say "mmengine, mmsegmentation, mmdet, timm, pytest and mmsupervit already installed"
+   && have timm "$TIMM_VERSION" && have pytest "" && have mmsupervit "" && have ftfy "" \
+   && { [ "$PRETRAIN" = 0 ] || { have mmpretrain "$MMPRETRAIN_VERSION" && have mat4py ""; }; }; then
+  say "mmengine, mmsegmentation, mmdet, timm, pytest$([ "$PRETRAIN" = 0 ] || echo ", mmpretrain") and mmsupervit already installed"
 else
-  say "installing mmengine $MMENGINE_VERSION, mmsegmentation $MMSEG_VERSION, mmdet $MMDET_VERSION, timm $TIMM_VERSION, test tools"
+  say "installing mmengine $MMENGINE_VERSION, mmsegmentation $MMSEG_VERSION, mmdet $MMDET_VERSION, timm $TIMM_VERSION, test tools$([ "$PRETRAIN" = 0 ] || echo ", mmpretrain $MMPRETRAIN_VERSION")"
   "${PIP[@]}" install -q "$SETUPTOOLS_SPEC" "mmengine==$MMENGINE_VERSION" "mmcv==$MMCV_VERSION" \
       "mmsegmentation==$MMSEG_VERSION" "mmdet==$MMDET_VERSION" "timm==$TIMM_VERSION" ftfy regex \
       "torch==$TORCH_INSTALLED" 
-  say "installing mmsupervit (editable) with its test extras"
-  "${PIP[@]}" install -q --no-build-isolation -e "$ROOT[all,tests]"
+  say "installing mmsupervit (editable) with the extras $EXTRAS"
+  "${PIP[@]}" install -q --no-build-isolation -e "$ROOT[$EXTRAS]" "torch==$TORCH_INSTALLED"
 fi
 
 MMSUPERVIT_OPS_FLAVOUR="$INSTALLED_FLAVOUR" "$PY" - <<'PY' || die "the environment is incomplete (see the error above)"
@@ -440,6 +456,12 @@ if flavour != 'cpu':
 print(f'[setup] ready: torch {torch.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__} ({ops}), '
       f'mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, timm {timm.__version__}, mmsupervit {mmsupervit.__version__}')
 PY
+if [ "$PRETRAIN" = 1 ]; then
+  "$PY" -c "import mmsupervit, mmpretrain; from mmpretrain.registry import MODELS; \
+assert all(MODELS.get(n) for n in ('AlterNet', 'PatchConvNet', 'SuperViT')); \
+print(f'[setup] mmpretrain {mmpretrain.__version__}: the backbones are in its scope')" \
+    || die "mmpretrain is installed but mmsupervit's backbones are not in its scope (see the error above)"
+fi
 # Which kernel each detection op will use on every visible device (mmcv / torchvision / unavailable).
 if ! "$PY" "$ROOT/tools/env_report.py"; then
   say "WARNING: tools/env_report.py: a detection op has no kernel on a visible device (see the table above);" \

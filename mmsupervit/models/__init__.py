@@ -1,1 +1,5 @@
-from . import auto_channels, backbones, budget, necks  # noqa: F401
+from . import auto_channels, backbones, budget, classification, necks  # noqa: F401
+
+# The backbones in mmpretrain's scope too, when mmpretrain is installed (the
+# optional extra `pip install -e .[pretrain]`); nothing happens without it.
+classification.register_into_mmpretrain()

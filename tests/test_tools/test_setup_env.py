@@ -121,6 +121,28 @@ def test_refuses_unclear_requests(tmp_path):
         assert 'TORCH_CUDA_ARCH_LIST=9.0' in proc.stderr
 
 
+def test_pretrain_extra_is_on_by_default_and_can_be_skipped(tmp_path,
+                                                          monkeypatch):
+    """mmpretrain (the ``pretrain`` extra of setup.py) is installed unless
+    MMSUPERVIT_PRETRAIN=0; ``make demo``/``make test`` use the default."""
+    monkeypatch.delenv('MMSUPERVIT_PRETRAIN', raising=False)
+    plan, _, proc = dry_run(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert plan['pretrain'] == '1'
+    assert plan['extras'] == 'seg,det,tests,pretrain'
+    plan, _, proc = dry_run(tmp_path, MMSUPERVIT_PRETRAIN='0')
+    assert proc.returncode == 0, proc.stderr
+    assert plan['pretrain'] == '0' and plan['extras'] == 'seg,det,tests'
+    _, _, proc = dry_run(tmp_path, MMSUPERVIT_PRETRAIN='yes')
+    assert proc.returncode != 0
+    assert "MMSUPERVIT_PRETRAIN must be 0 or 1, got 'yes'" in proc.stderr
+    # the extra names what setup.py declares
+    with open(osp.join(REPO, 'setup.py')) as f:
+        setup_py = f.read()
+    assert "'pretrain': PRETRAIN" in setup_py
+    assert "'mmpretrain==1.2.0'" in setup_py
+
+
 def _fake_wheel(folder, cuda_code=False, flavour=None):
     """An mmcv wheel whose ``_ext`` holds CUDA registration code or not."""
     os.makedirs(folder, exist_ok=True)

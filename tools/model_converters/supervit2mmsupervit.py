@@ -16,6 +16,14 @@ A file that is not a SuperViT checkpoint (another family, a whole
 segmentor/detector, unknown keys) is refused with a message that says what
 it looks like; ``--arch deit-s`` also checks every key and shape against
 that arch. Nothing is written then.
+
+Whole classifiers, for ImageNet classification with mmpretrain
+(``configs/supervit/*_in1k.py``): ``--classifier`` writes the official
+classifier, head included, in the layout of those configs (``backbone.*`` +
+``head.fc.*``; ``tools/test.py CONFIG DST`` evaluates it), and
+``--to-official`` turns a checkpoint such a config wrote (``work_dirs/.../
+epoch_*.pth``) back into the official layout
+(:func:`mmsupervit.models.classification.convert_classifier_file`).
 """
 import argparse
 import os
@@ -28,6 +36,7 @@ import torch
 import mmsupervit  # noqa: F401  (allow-lists argparse.Namespace)
 from mmsupervit.models.backbones.supervit import (
     SuperViT, convert_supervit)
+from mmsupervit.models.classification import convert_classifier_file
 from mmsupervit.models.utils.checkpoint import (
     CheckpointError, load_checkpoint_file, unwrap_state_dict)
 
@@ -41,11 +50,28 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         choices=SuperViT.arch_names(),
         help='check every key and shape against this arch (by default only '
         'the family is checked)')
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
+        '--classifier',
+        action='store_true',
+        help='write the whole official classifier (head included) in the '
+        'layout of the mmpretrain classification config '
+        '(configs/%s/*_in1k.py): backbone.* + head.fc.*' % 'supervit')
+    layout.add_argument(
+        '--to-official',
+        action='store_true',
+        help='the reverse: SRC is a checkpoint of the mmpretrain '
+        'classification config (e.g. work_dirs/.../epoch_*.pth); DST gets '
+        'the official layout')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    if args.classifier or args.to_official:
+        print(convert_classifier_file('SuperViT', args.src, args.dst,
+                                      to_official=args.to_official))
+        return
     checkpoint = load_checkpoint_file(args.src)
     original = unwrap_state_dict(checkpoint)
     state_dict = convert_supervit(original)

@@ -70,6 +70,44 @@ def convert_alternet(state_dict: StateDict) -> StateDict:
     return converted
 
 
+#: Our keys of a window-attention projection: ``<block>.attn.to_*``.
+_ATTN_PROJ = re.compile(r'^(.*\.attn\.)(to_q|to_kv|to_out)\.(.*)$')
+
+
+def alternet_to_official(state_dict: StateDict) -> StateDict:
+    """The inverse of :func:`convert_alternet` for the backbone's keys.
+
+    ``norm3.*`` (the last stage's output norm) becomes the official
+    classifier's BN ``classifier.0.bn.*``; the output norms of stages 0-2
+    have no official counterpart and are dropped. The official linear head
+    is not in a backbone's state dict (see
+    :func:`mmsupervit.models.classification.classifier_to_official`).
+
+    Args:
+        state_dict (dict): Keys of :class:`AlterNet`.
+
+    Returns:
+        dict: Official keys (``models/alternet.py``).
+    """
+    official = OrderedDict()
+    for key, value in state_dict.items():
+        if re.match(r'^norm[0-2]\.', key):
+            continue
+        if key.startswith('norm3.'):
+            key = 'classifier.0.bn.' + key[len('norm3.'):]
+        elif key.startswith('stem.conv.'):
+            key = 'layer0.layer0.0.' + key[len('stem.conv.'):]
+        else:
+            key = key.replace('.shortcut.', '.shortcut.0.')
+            match = _ATTN_PROJ.match(key)
+            if match:
+                proj = match.group(2) + ('.0' if match.group(2) == 'to_out'
+                                         else '')
+                key = f'{match.group(1)}attn.{proj}.{match.group(3)}'
+        official[key] = value
+    return official
+
+
 def _norm(norm_cfg: dict, channels: int) -> nn.Module:
     return build_norm_layer(norm_cfg, channels)[1]
 

@@ -228,6 +228,11 @@ class DenseBackbone(BaseModule):
     #: Parameter-name substrings without weight decay (read by
     #: ``LayerDecayOptimWrapperConstructor``).
     no_weight_decay_keywords: ClassVar[Tuple[str, ...]] = ()
+    #: What ``forward`` can return (the ``out_type`` argument of families
+    #: that take one): ``'featmap'``, the dense maps, and for some families
+    #: ``'cls_token'``, the official classifier's pooled image embedding
+    #: (B, C) that its linear head reads (mmpretrain classification).
+    out_types: ClassVar[Tuple[str, ...]] = ('featmap', )
 
     def __init__(self,
                  arch: Union[str, int, dict],
@@ -318,6 +323,14 @@ class DenseBackbone(BaseModule):
             settings.update(arch)
         cls._check_arch(settings)
         return settings
+
+    @classmethod
+    def _check_out_type(cls, out_type: str) -> str:
+        """Refuse an ``out_type`` outside :attr:`out_types`."""
+        if out_type not in cls.out_types:
+            raise ValueError(f'{cls.__name__} out_type must be one of '
+                             f'{cls.out_types}, got {out_type!r}')
+        return out_type
 
     @classmethod
     def _check_arch(cls, settings: Dict[str, Any]) -> None:

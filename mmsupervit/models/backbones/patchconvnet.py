@@ -284,6 +284,54 @@ def convert_patchconvnet(state_dict: StateDict,
     return out
 
 
+def patchconvnet_to_official(state_dict: StateDict) -> StateDict:
+    """The inverse of :func:`convert_patchconvnet` for the backbone's keys.
+
+    ``attn_pool.cls_token`` and ``attn_pool.*`` become ``cls_token`` and
+    ``blocks_token_only.0.*``; the ``multi_depth`` output norms
+    (``out_norms.*``) have no official counterpart and are dropped. The
+    official linear head is not in a backbone's state dict (see
+    :func:`mmsupervit.models.classification.classifier_to_official`).
+
+    Args:
+        state_dict (dict): Keys of :class:`PatchConvNet`.
+
+    Returns:
+        dict: Official keys (``patchconvnet_models.py``).
+    """
+    block_map = {
+        'norm.': 'norm1.',
+        'gamma': 'gamma_1',
+        'conv1.': 'attn.qkv_pos.0.',
+        'dwconv.': 'attn.qkv_pos.2.',
+        'se.': 'attn.qkv_pos.4.',
+        'conv2.': 'attn.qkv_pos.5.',
+    }
+    block_re = re.compile(r'^blocks\.(\d+)\.(.*)$')
+    stem_re = re.compile(r'^patch_embed\.proj\.(\d+)\.(.*)$')
+    out: StateDict = {}
+    for key, value in state_dict.items():
+        if key.startswith('out_norms.'):
+            continue
+        if key == _ATTN_POOL_PREFIX + 'cls_token':
+            key = 'cls_token'
+        elif key.startswith(_ATTN_POOL_PREFIX):
+            key = 'blocks_token_only.0.' + key[len(_ATTN_POOL_PREFIX):]
+        elif stem_re.match(key):
+            key = stem_re.sub(r'patch_embed.proj.\1.0.\2', key)
+        else:
+            match = block_re.match(key)
+            if match:
+                rest = match.group(2)
+                old = next((o for o in block_map if rest.startswith(o)),
+                           None)
+                if old is not None:
+                    key = (f'blocks.{match.group(1)}.' + block_map[old] +
+                           rest[len(old):])
+        out[key] = value
+    return out
+
+
 @MODELS.register_module()
 class PatchConvNet(DenseBackbone):
     """PatchConvNet backbone returning same-stride (16) maps from its column.
@@ -363,6 +411,15 @@ class PatchConvNet(DenseBackbone):
         with_attn_pool (bool): Build the official class-attention pooling
             block (needed by :meth:`pooled_features` and
             :meth:`attention_map`, not by :meth:`forward`). Defaults to False.
+        out_type (str): ``'featmap'``: the maps above. ``'cls_token'``: the
+            official classifier's image embedding, :meth:`pooled_features`
+            (class-attention pooling of the last block's output, then the
+            final norm) as one (B, embed_dims) tensor in a tuple, the input
+            of the official linear head (for mmpretrain's
+            ``LinearClsHead``). Needs ``with_attn_pool=True``, and the
+            pooling block is then required in a ``Pretrained`` checkpoint;
+            ``out_indices``, ``multi_depth`` and ``out_norm`` do not apply.
+            Defaults to ``'featmap'``.
         init_cfg (dict | list[dict], optional): Initialisation config; a
             ``Pretrained`` entry (alone or in a list, with an optional
             ``prefix``) loads an official or converted checkpoint. It must
@@ -385,6 +442,7 @@ class PatchConvNet(DenseBackbone):
     patch_size = 16
     min_input_size = patch_size
     no_weight_decay_keywords = ('gamma', 'cls_token')
+    out_types = ('featmap', 'cls_token')
 
     def __init__(self,
                  arch: Union[str, dict] = 'S60',
@@ -398,12 +456,21 @@ class PatchConvNet(DenseBackbone):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  with_attn_pool: bool = False,
+                 out_type: str = 'featmap',
                  init_cfg: InitCfg = None) -> None:
         super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
         self.in_channels = in_channels
         embed_dims = self.embed_dims = self.arch_settings['embed_dims']
         depth = self.depth = self.arch_settings['depth']
         ls_init = self.arch_settings['layer_scale_init_value']
+        self.out_type = self._check_out_type(out_type)
+        if out_type == 'cls_token' and (
+                not with_attn_pool or out_indices is not None
+                or multi_depth or not out_norm):
+            raise ValueError(
+                "out_type='cls_token' is the official classifier's pooled "
+                'embedding: it needs with_attn_pool=True and the defaults of '
+                'out_indices, multi_depth and out_norm')
         if out_indices is None:
             out_indices = self._evenly_spaced(depth) if multi_depth else (-1, )
         self.out_indices = self._check_out_indices(out_indices, depth)
@@ -485,7 +552,10 @@ class PatchConvNet(DenseBackbone):
 
     def tolerated_missing_keys(self) -> Tuple[str, ...]:
         """The output norms (ours, not in official checkpoints) and the
-        pooling block (classification and visualisation only)."""
+        pooling block (visualisation only), unless ``forward`` returns
+        the pooled embedding (``out_type='cls_token'``)."""
+        if self.out_type == 'cls_token':
+            return ('out_norms.*', )
         return ('out_norms.*', 'attn_pool.*')
 
     @property
@@ -520,8 +590,11 @@ class PatchConvNet(DenseBackbone):
             [(self.embed_dims, self.patch_size)] * len(self.out_indices))
 
     def unused_parameter_names(self) -> Tuple[str, ...]:
-        """The pooling block (classification only), the column blocks after
-        the last output and the final norm when forward does not apply it."""
+        """The pooling block (visualisation only), the column blocks after
+        the last output and the final norm when forward does not apply it;
+        none with ``out_type='cls_token'``."""
+        if self.out_type == 'cls_token':
+            return ()
         unused = ['attn_pool.'] + [
             f'blocks.{i}.'
             for i in range(max(self.out_indices) + 1, self.depth)
@@ -575,8 +648,12 @@ class PatchConvNet(DenseBackbone):
 
         Returns:
             tuple[Tensor]: One (B, C, ceil(H/16), ceil(W/16)) map per entry
-            of ``out_indices`` (see ``out_norm`` for the norms).
+            of ``out_indices`` (see ``out_norm`` for the norms); with
+            ``out_type='cls_token'`` one (B, C) tensor,
+            :meth:`pooled_features`.
         """
+        if self.out_type == 'cls_token':
+            return (self.pooled_features(x), )
         x = self.patch_embed(self._pad(x))
         wanted = set(self.out_indices)
         feats: Dict[int, torch.Tensor] = {}

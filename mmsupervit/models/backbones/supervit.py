@@ -411,6 +411,14 @@ class SuperViT(DenseBackbone):
         norm_cfg (dict): Norm of the LV-ViT conv stem. Defaults to
             ``dict(type='BN')``.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
+        out_type (str): ``'featmap'``: the dense maps above.
+            ``'cls_token'``: the official classifier's image embedding, the
+            class token after the last block and the final norm, as one
+            (B, embed_dims) tensor in a tuple (the input of the official
+            linear head; for mmpretrain's ``LinearClsHead``). It runs every
+            block with the same budget (keep rate, input scale) as the dense
+            path; ``out_indices`` and ``final_norm`` do not apply. Defaults
+            to ``'featmap'``.
         init_cfg (dict | list[dict], optional): A ``Pretrained`` entry
             (``checkpoint``, optional ``prefix``) loads an official SuperViT,
             a plain DeiT/LV-ViT (see :func:`convert_supervit`) or a
@@ -426,6 +434,7 @@ class SuperViT(DenseBackbone):
     patch_size = 16
     min_input_size = patch_size
     no_weight_decay_keywords = ('cls_token', 'pos_embed')
+    out_types = ('featmap', 'cls_token')
 
     def __init__(self,
                  arch: Union[str, dict] = 'deit-s',
@@ -442,6 +451,7 @@ class SuperViT(DenseBackbone):
                  norm_eval: bool = False,
                  norm_cfg: dict = dict(type='BN'),
                  with_cp: bool = False,
+                 out_type: str = 'featmap',
                  init_cfg: InitCfg = None) -> None:
         super().__init__(arch, frozen_stages, norm_eval, with_cp, init_cfg)
         self.in_channels = in_channels
@@ -449,6 +459,14 @@ class SuperViT(DenseBackbone):
         self.embed_dims = s['embed_dims']
         self.depth = s['depth']
         self.num_heads = s['num_heads']
+        self.out_type = self._check_out_type(out_type)
+        if out_type == 'cls_token':
+            if out_indices is not None or not final_norm:
+                raise ValueError(
+                    "out_type='cls_token' reads the class token after the "
+                    'last block and the final norm; leave out_indices and '
+                    'final_norm at their defaults')
+            out_indices = (self.depth - 1, )
         self.out_indices: Tuple[int, ...] = self._check_out_indices(
             self._evenly_spaced(self.depth)
             if out_indices is None else out_indices, self.depth)
@@ -841,7 +859,8 @@ class SuperViT(DenseBackbone):
             align_corners=False)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Dense forward.
+        """Dense forward (or, with ``out_type='cls_token'``, the official
+        image embedding).
 
         Args:
             x (Tensor): (B, 3, H, W) images, H and W >= 16.
@@ -850,7 +869,8 @@ class SuperViT(DenseBackbone):
             tuple[Tensor]: One (B, embed_dims, ceil(H/16), ceil(W/16)) map per
             ``out_indices`` entry, covering the right/bottom zero-padded
             input (output pixel (i, j) <-> input [16i, 16i+16) x [16j,
-            16j+16)).
+            16j+16)); with ``out_type='cls_token'`` one (B, embed_dims)
+            tensor: the normalised class token.
         """
         self.check_input(x)
         keep_rate, input_scale = self._budget()
@@ -864,6 +884,10 @@ class SuperViT(DenseBackbone):
                 x, size, mode='bilinear', align_corners=True)
         out = self._trunk(trunk_in, self.pos_embed_size_for_scale(input_scale),
                           keep_rate, self.out_indices)
+        if self.out_type == 'cls_token':
+            # the official head reads norm(tokens)[:, 0]; the norm is per
+            # token, so normalising the class token alone is the same
+            return (self.norm(out['last'][:, 0]), )
         h, w = out['stem'].shape[-2:]
         maps = []
         for i in self.out_indices:

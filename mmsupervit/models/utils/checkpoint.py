@@ -508,16 +508,37 @@ def load_state_dict_checked(
     return missing, report.unexpected + report.tolerated_unexpected
 
 
+#: Top-level modules of an mmpretrain ``ImageClassifier`` state dict.
+_CLASSIFIER_MODULES = ('backbone', 'neck', 'head', 'data_preprocessor')
+
+
+def is_classifier_state_dict(state_dict: StateDict) -> bool:
+    """Whether a state dict is a whole mmpretrain image classifier's: its
+    keys are under ``backbone.`` and ``head.`` (and maybe ``neck.``,
+    ``data_preprocessor.``) and nothing else. Official classifiers (a bare
+    ``head.*`` beside the network's own keys) are not."""
+    tops = {k.split('.')[0] for k in state_dict}
+    return {'backbone', 'head'} <= tops and tops <= set(_CLASSIFIER_MODULES)
+
+
 def read_state_dict(checkpoint: str,
                     prefix: Optional[str] = None,
                     map_location: str = 'cpu',
                     logger: str = 'current') -> StateDict:
     """Read, unwrap and (with ``prefix``) cut a checkpoint's state dict.
 
+    A checkpoint of an mmpretrain classifier (:func:`is_classifier_state_dict`,
+    e.g. what a ``configs/*/*_in1k.py`` run writes) is cut at ``backbone.``
+    when no prefix is given: classification pretraining feeds the dense
+    configs as it is. Whole segmentors and detectors still need an explicit
+    prefix (their backbone is rarely what a dense config wants to start
+    from, so taking it is left to the user).
+
     Args:
         checkpoint (str): Path or URL.
         prefix (str, optional): Keep only keys starting with it, stripped
-            (e.g. ``'backbone.'`` for a whole detector). Defaults to None.
+            (e.g. ``'backbone.'`` for a whole detector). Defaults to None
+            (``'backbone.'`` for an mmpretrain classifier, else none).
         map_location (str): Defaults to ``'cpu'``.
         logger (str): Defaults to ``'current'``.
 
@@ -529,6 +550,10 @@ def read_state_dict(checkpoint: str,
     """
     state_dict = unwrap_state_dict(
         load_checkpoint_file(checkpoint, map_location, logger))
+    if prefix is None and is_classifier_state_dict(state_dict):
+        prefix = 'backbone.'
+        print_log(f'{checkpoint!r} is an mmpretrain classifier checkpoint: '
+                  "loading its 'backbone.' weights", logger=logger)
     if prefix:
         if not prefix.endswith('.'):
             prefix += '.'
