@@ -188,11 +188,13 @@ def run_job(name: str, job: dict, ctx: dict) -> dict:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            start = time.time()
+            start, cpu = time.time(), time.process_time()
             runner = {'pretrain': _pretrain, 'dense': _finetune,
                       'sweep': _sweep}[job['kind']]
             results = runner(name, job, ctx)
             results['seconds'] = time.time() - start
+            # this process's CPU time: the job's own cost on a busy machine
+            results['cpu_seconds'] = time.process_time() - cpu
             return _plain(results)
         except BaseException:
             traceback.print_exc()
@@ -422,6 +424,7 @@ def run_jobs(jobs: Dict[str, dict], ctx: dict, workers: int) -> dict:
     """Run ``jobs`` on ``workers`` processes, each job once its inputs are
     done, in the order of ``jobs``; print progress; return the results."""
     results: Dict[str, dict] = {}
+    loads: List[float] = []
     pending = list(jobs)
     running = {}
     start = time.time()
@@ -442,6 +445,7 @@ def run_jobs(jobs: Dict[str, dict], ctx: dict, workers: int) -> dict:
                     pending.remove(name)
             done, _ = wait(list(running), timeout=2,
                            return_when=FIRST_COMPLETED)
+            loads.append(os.getloadavg()[0])
             for future in done:
                 name = running.pop(future)
                 error = future.exception()
@@ -473,11 +477,12 @@ def run_jobs(jobs: Dict[str, dict], ctx: dict, workers: int) -> dict:
                 last_print = time.time()
     if tty:
         print()
+    ctx['mean_load'] = sum(loads) / max(len(loads), 1)
     return results
 
 
 def summary(results: dict, jobs: Dict[str, dict], wall: float,
-            url: str, downloads: int) -> str:
+            url: str, downloads: int, mean_load: float) -> str:
     """The demo's table (and where its outputs are)."""
     width = 78
     rows = ['', 'mmsupervit demo: classification pretraining (mmpretrain) '
@@ -485,18 +490,20 @@ def summary(results: dict, jobs: Dict[str, dict], wall: float,
     pre = [n for n in jobs if jobs[n]['kind'] == 'pretrain']
     if pre:
         rows.append(f'{"pretraining (object crops)":<28}{"iters":>7}'
-                    f'{"top-1":>8}{"time":>8}   checkpoint')
+                    f'{"top-1":>8}{"time":>8}{"cpu":>7}   checkpoint')
         for n in pre:
             res = results[n]
             rows.append(
                 f'{FAMILY_NAMES[jobs[n]["family"]]:<28}'
                 f'{jobs[n]["iters"]:>7}'
                 f'{res["metrics"].get("accuracy/top1", float("nan")):>8.1f}'
-                f'{_fmt_time(res["seconds"]):>8}   '
+                f'{_fmt_time(res["seconds"]):>8}'
+                f'{_fmt_time(res["cpu_seconds"]):>7}   '
                 f'{osp.basename(res["checkpoint"])}')
         rows.append('-' * width)
     rows.append(f'{"family":<14}{"task":<12}{"init":<12}{"iters":>6}'
-                f'{"mIoU":>8}{"bbox AP":>9}{"segm AP":>9}{"time":>8}')
+                f'{"mIoU":>8}{"bbox AP":>9}{"segm AP":>9}{"time":>8}'
+                f'{"cpu":>7}')
     for task in ('seg', 'det'):
         for family in FAMILIES:
             for init in ('scratch', 'pretrained'):
@@ -513,12 +520,15 @@ def summary(results: dict, jobs: Dict[str, dict], wall: float,
                 rows.append(f'{FAMILY_NAMES[family]:<14}'
                             f'{TASK_NAMES[task]:<12}{init:<12}'
                             f'{jobs[n]["iters"]:>6}{cells}'
-                            f'{_fmt_time(res["seconds"]):>8}')
+                            f'{_fmt_time(res["seconds"]):>8}'
+                            f'{_fmt_time(res["cpu_seconds"]):>7}')
     rows.append('-' * width)
-    rows.append('time: the whole job (build, training, evaluation on the '
-                'validation images, pictures), one thread')
-    rows.append(f'pretrained checkpoints served at {url}/ '
-                f'({downloads} downloads through init_cfg)')
+    rows.append('time: wall time of the whole job (build, training, '
+                'evaluation on the validation images, pictures); cpu: its '
+                'CPU time (one thread)')
+    rows.append(f'pretrained checkpoints served at {url}/: {downloads} '
+                'downloaded through init_cfg (once each; later jobs read '
+                'the torch hub cache)')
     for n, res in results.items():
         if res.get('visualisations'):
             rows.append(f'pictures of {n}: '
@@ -526,7 +536,8 @@ def summary(results: dict, jobs: Dict[str, dict], wall: float,
     if 'sweep' in results:
         rows += ['', results['sweep']['table'].rstrip(),
                  f'plot: {results["sweep"]["png"]}']
-    rows.append(f'total wall time {_fmt_time(wall)}')
+    rows.append(f'total wall time {_fmt_time(wall)} ({os.cpu_count()} CPUs, '
+                f'mean load average {mean_load:.1f} during the jobs)')
     return '\n'.join(rows)
 
 
@@ -563,12 +574,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     downloads = sum(' 200 ' in r and r.startswith('"GET ')
                     for r in requests)
     wall = time.time() - start
-    text = summary(results, jobs, wall, url, downloads)
+    text = summary(results, jobs, wall, url, downloads, ctx['mean_load'])
     print(text)
     with open(osp.join(work_dir, 'summary.txt'), 'w') as f:
         f.write(text + '\n')
     out = dict(jobs=jobs, results=results, wall_seconds=wall,
-               server_requests=requests)
+               mean_load=ctx['mean_load'], server_requests=requests)
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(_plain(out), f, indent=1)
     return out

@@ -14,5 +14,7 @@ model = dict(
         # the dense demo's layer scale (0.1, not the official 1e-6), so the
         # checkpoint loads into it as is
         arch=dict(embed_dims=embed_dims, depth=6, layer_scale_init_value=0.1),
+        with_attn_pool=True,
+        out_type='cls_token',
         drop_path_rate=0.0),
     head=dict(in_channels=embed_dims))

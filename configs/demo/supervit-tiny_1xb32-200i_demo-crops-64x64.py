@@ -12,17 +12,16 @@ custom_imports = dict(imports=['mmsupervit'], allow_failed_imports=False)
 
 crop_size = 64
 embed_dims = 96
+# The classifier of configs/supervit/supervit-deit-s_8xb128_in1k.py at the
+# demo's size: the class token after the last block and the final norm
+# (out_type='cls_token'), then a linear head, as the official SuperViT.
 model = dict(
     type='ImageClassifier',
-    # the same backbone as the dense demo (its last block, with the final
-    # norm); global average pooling of the patch tokens rather than the class
-    # token, because the dense models use the patch tokens only
     backbone=dict(
         type='mmsupervit.SuperViT',
         arch=dict(embed_dims=embed_dims, depth=6, num_heads=2),
-        out_indices=(5, ),
+        out_type='cls_token',
         drop_path_rate=0.0),
-    neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',
         num_classes=4,
