@@ -103,8 +103,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         default=sorted(DENSE_CONFIGS['det']),
                         help='families fine-tuned with Mask R-CNN')
     parser.add_argument('--pretrain-iters', type=int, default=100)
-    parser.add_argument('--seg-iters', type=int, default=150)
-    parser.add_argument('--det-iters', type=int, default=150)
+    parser.add_argument('--seg-iters', type=int, default=100)
+    parser.add_argument('--det-iters', type=int, default=100)
+    parser.add_argument('--finetune-images', type=int, default=50,
+                        help='fine-tune on the first N training images '
+                        '(default: all); pretraining uses the crops of all')
     parser.add_argument('--num-vis', type=int, default=2,
                         help='prediction pictures per dense job')
     parser.add_argument('--sweep-keep-rates', type=float, nargs='*',
@@ -246,10 +249,15 @@ def _train(name: str, job: dict, ctx: dict,
         'default_hooks.logger.interval': 10,
         'default_hooks.checkpoint.interval': iters,
         'default_hooks.checkpoint.max_keep_ckpts': 1,
-        # a unique name: the Runner keys its logger, message hub and default
-        # scope by it, and this process runs several Runners
+        # unique names: the Runner keys its logger, message hub, default
+        # scope and visualizer by them, and this process runs several
+        # Runners (a shared visualizer would write into another job's dir)
         'experiment_name': f'demo_{name}',
+        'visualizer.name': f'visualizer_{name}',
     })
+    if job['kind'] == 'dense' and ctx.get('finetune_images'):
+        # mmengine's BaseDataset keeps the first N samples
+        opts['train_dataloader.dataset.indices'] = ctx['finetune_images']
     opts.update(extra or {})
     cfg = ru.load_config(job['config'], opts,
                          osp.join(ctx['work_dir'], name))
@@ -343,7 +351,8 @@ def _sweep(name: str, job: dict, ctx: dict) -> dict:
         *map(str, ctx['sweep_keep_rates']), '--scales',
         *map(str, ctx['sweep_scales']), '--runs', '5', '--warmup', '1',
         '--threads', '1', '--out-dir', out_dir, '--work-dir', out_dir,
-        '--cfg-options', 'experiment_name=demo_sweep', *opts
+        '--cfg-options', 'experiment_name=demo_sweep',
+        'visualizer.name=visualizer_sweep', *opts
     ])
     with open(osp.join(out_dir, 'budget_sweep.md')) as f:
         table = f.read()
@@ -564,7 +573,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
           f'checkpoints served at {url}/; logs in {work_dir}/logs/',
           flush=True)
     ctx = dict(work_dir=work_dir, data=osp.abspath(args.data), url=url,
-               num_vis=args.num_vis, sweep_keep_rates=args.sweep_keep_rates,
+               num_vis=args.num_vis, finetune_images=args.finetune_images,
+               sweep_keep_rates=args.sweep_keep_rates,
                sweep_scales=args.sweep_scales)
     try:
         results = run_jobs(jobs, ctx, args.workers)

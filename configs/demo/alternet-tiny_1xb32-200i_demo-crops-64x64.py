@@ -19,4 +19,5 @@ model = dict(
             head_dim=32),
         out_indices=(3, ),
         drop_path_rate=0.0),
+    neck=dict(type='GlobalAveragePooling'),
     head=dict(in_channels=512))

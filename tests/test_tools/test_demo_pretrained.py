@@ -55,6 +55,10 @@ def _build(cfg_path, seed, extra=None):
 def test_served_classifier_initialises_dense_backbone(
         demo, task, family, tmp_path, torch_home):
     classifier = _build(demo.CLS_CONFIGS[family], seed=1)
+    # the demo classifier runs on its 64x64 crops: 4 class scores
+    with torch.no_grad():
+        scores = classifier(torch.rand(2, 3, 64, 64), mode='tensor')
+    assert scores.shape == (2, 4)
     raw = tmp_path / 'iter_1.pth'
     torch.save({'state_dict': classifier.state_dict(), 'meta': {'x': 1}},
                raw)
