@@ -108,6 +108,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--finetune-images', type=int, default=50,
                         help='fine-tune on the first N training images '
                         '(default: all); pretraining uses the crops of all')
+    parser.add_argument('--finetune-lr', type=float, default=None,
+                        help="fine-tuning lr (default: the configs' own)")
     parser.add_argument('--num-vis', type=int, default=2,
                         help='prediction pictures per dense job')
     parser.add_argument('--sweep-keep-rates', type=float, nargs='*',
@@ -258,6 +260,8 @@ def _train(name: str, job: dict, ctx: dict,
     if job['kind'] == 'dense' and ctx.get('finetune_images'):
         # mmengine's BaseDataset keeps the first N samples
         opts['train_dataloader.dataset.indices'] = ctx['finetune_images']
+    if job['kind'] == 'dense' and ctx.get('finetune_lr'):
+        opts['optim_wrapper.optimizer.lr'] = ctx['finetune_lr']
     opts.update(extra or {})
     cfg = ru.load_config(job['config'], opts,
                          osp.join(ctx['work_dir'], name))
@@ -574,6 +578,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
           flush=True)
     ctx = dict(work_dir=work_dir, data=osp.abspath(args.data), url=url,
                num_vis=args.num_vis, finetune_images=args.finetune_images,
+               finetune_lr=args.finetune_lr,
                sweep_keep_rates=args.sweep_keep_rates,
                sweep_scales=args.sweep_scales)
     try:
