@@ -8,6 +8,8 @@ head, a few blocks) runs the config's data preprocessor (with its
 Mixup/CutMix batch augments), loss, backward and one step of the config's
 own optimizer wrapper and schedulers, then predicts.
 """
+import re
+
 import pytest
 import torch
 
@@ -17,8 +19,8 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import (MODELS, PARAM_SCHEDULERS,  # noqa: E402
                                init_default_scope)
 
-from _configs import (CLS_CONFIGS, FAMILIES, load_config,  # noqa: E402
-                      reduced_backbone, rel, strip_pretrained)
+from _configs import (CLS_CONFIGS, FAMILIES, REPO,  # noqa: E402
+                      load_config, reduced_backbone, rel, strip_pretrained)
 
 pytestmark = pytest.mark.usefixtures('single_thread')
 
@@ -93,3 +95,46 @@ def test_reduced_classifier_trains_one_step(path):
     with torch.no_grad():
         preds = model.val_step(data)
     assert len(preds) == 2 and preds[0].pred_score.shape == (1000, )
+
+
+def _recipe_tables():
+    """(configs, header, rows) of each table in the "ImageNet
+    classification" section of configs/RECIPES.md; a table covers the
+    ``*_in1k.py`` configs named since the previous table."""
+    from test_configs_recipes import RECIPES, _cells
+    with open(RECIPES, encoding='utf-8') as f:
+        text = f.read()
+    section = text.split('\n## ImageNet classification\n', 1)[1]
+    section = section.split('\n## ', 1)[0]
+    tables, names, lines, k = [], [], section.splitlines(), 0
+    while k < len(lines):
+        line = lines[k]
+        if line.startswith('| imagenet field'):
+            header, rows = _cells(line), []
+            k += 2
+            while k < len(lines) and lines[k].startswith('|'):
+                rows.append(_cells(lines[k]))
+                k += 1
+            tables.append((names, header, rows))
+            names = []
+            continue
+        names += re.findall(r'`(\w+/[\w.-]+_in1k\.py)`', line)
+        k += 1
+    return tables
+
+
+def test_recipes_md_classification_rows_match_the_configs():
+    from test_configs_recipes import lookup, same, value
+    tables = _recipe_tables()
+    covered = sorted(c for names, _, _ in tables for c in names)
+    assert covered == sorted(rel(p)[len('configs/'):] for p in CLS_CONFIGS)
+    checked = 0
+    for names, header, rows in tables:
+        assert header[:3] == ['imagenet field', 'key', 'ours'], header
+        for name in names:
+            cfg = load_config(f'{REPO}/configs/{name}').to_dict()
+            for row in rows:
+                key = row[1].strip('`')
+                assert same(lookup(cfg, key), value(row[2])), (name, key)
+                checked += 1
+    assert checked >= 30

@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint (mmseg or mmdet config) and optionally draw results.
+"""Evaluate a checkpoint (mmseg, mmdet or mmpretrain config) and optionally
+draw results (mmseg, mmdet).
 
 Examples::
 

@@ -1,8 +1,10 @@
-"""Train a segmentor (mmseg config) or detector (mmdet config).
+"""Train a segmentor (mmseg config), detector (mmdet config) or image
+classifier (mmpretrain config, ``configs/*/*_in1k.py``).
 
 Examples::
 
     python tools/train.py configs/demo/supervit-tiny_upernet_1xb4-300i_demo-128x128.py
+    bash tools/dist_train.sh configs/alternet/alternet-50_8xb128_in1k.py 8
     python tools/train.py CONFIG --resume                  # latest checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/iter_100.pth
     bash tools/dist_train.sh CONFIG 2                      # also on CPU (gloo)

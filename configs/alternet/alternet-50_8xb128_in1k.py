@@ -18,20 +18,15 @@
 # 1e-6 x lr (mmengine's LinearLR needs a factor > 0).
 # Output: work_dirs/alternet-50_8xb128_in1k/epoch_305.pth, taken as it is by
 # the dense AlterNet configs (pretrained/alternet-50_in1k.pth; README).
-_base_ = ['../_base_/datasets/imagenet_8xb128.py']
+_base_ = ['../_base_/datasets/imagenet_8xb128.py',
+          '../_base_/models/image_classifier.py']
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='AlterNet', arch=50, out_indices=(3, ), drop_path_rate=0.1),
     # the last stage's BN + ReLU (backbone norm3) is the official
     # classifier's; then global average pooling and the linear layer
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=2048,
-        loss=dict(
-            type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),
+    head=dict(in_channels=2048),
     train_cfg=dict(augments=[
         dict(type='Mixup', alpha=1.0),
         dict(type='CutMix', alpha=0.8)

@@ -15,7 +15,6 @@
 _base_ = ['../_base_/datasets/imagenet_8xb128.py',
           '../_base_/schedules/imagenet_deit_8xb128.py']
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='PatchConvNet',
         arch='S60',
@@ -24,4 +23,4 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='https://dl.fbaipublicfiles.com/deit/s60_224_1k.pth')),
-    head=dict(type='LinearClsHead', num_classes=1000, in_channels=384))
+    head=dict(in_channels=384))

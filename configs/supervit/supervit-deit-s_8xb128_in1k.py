@@ -20,10 +20,9 @@
 #   python tools/test.py <this config> pretrained/supervit-deit-s_in1k-cls.pth
 # Train: the backbone starts from the official weights (the head is new);
 # the schedule is in ../_base_/schedules/imagenet_deit_8xb128.py.
-_base_ = ['../_base_/datasets/imagenet_8xb128.py',
-          '../_base_/schedules/imagenet_deit_8xb128.py']
+_base_ = ['../_base_/schedules/imagenet_deit_8xb128.py',
+          '../_base_/datasets/imagenet_8xb128.py']
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='SuperViT',
         arch='deit-s',
@@ -34,4 +33,4 @@ model = dict(
             checkpoint='pretrained/super_deit_s.pth',
             hint='the official SuperViT weights are on Google Drive only: '
             'configs/supervit/README.md says how to download them')),
-    head=dict(type='LinearClsHead', num_classes=1000, in_channels=384))
+    head=dict(in_channels=384))

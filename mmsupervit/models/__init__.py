@@ -1,4 +1,5 @@
-from . import auto_channels, backbones, budget, classification, necks  # noqa: F401
+from . import (auto_channels, backbones, budget, classification,  # noqa: F401
+               necks)
 
 # The backbones in mmpretrain's scope too, when mmpretrain is installed (the
 # optional extra `pip install -e .[pretrain]`); nothing happens without it.

@@ -66,7 +66,9 @@ def register_into_mmpretrain() -> bool:
                 "`pip install -e '.[pretrain]'`, or uninstall it") from err
         return False
     for cls in BACKBONES:
-        if MODELS.get(cls.__name__) is not cls:
+        # module_dict, not MODELS.get: get() would import all of
+        # mmpretrain.models on `import mmsupervit`
+        if MODELS.module_dict.get(cls.__name__) is not cls:
             MODELS.register_module(module=cls)
     return True
 

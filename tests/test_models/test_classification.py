@@ -202,25 +202,42 @@ def test_converter_refuses_another_family(golden, tmp_path):
     assert not (tmp_path / 'x.pth').exists()
 
 
+#: Dense backbone keys a classifier checkpoint does not hold (new output
+#: norms), and classifier keys a dense backbone does not use (PatchConvNet's
+#: pooling block, dropped on load), per golden model.
+DENSE_ONLY = {'alternet': ('norm0.', 'norm1.', 'norm2.'),
+              'patchconvnet': (), 'supervit_deit': ()}
+CLASSIFIER_ONLY = {'alternet': (), 'patchconvnet': ('attn_pool.', ),
+                   'supervit_deit': ()}
+
+
 @pytest.mark.parametrize('prefix', [None, 'backbone.'])
+@pytest.mark.parametrize('name', ['alternet', 'patchconvnet',
+                                  'supervit_deit'])
 def test_dense_backbone_takes_a_classifier_checkpoint(golden, tmp_path,
-                                                      prefix):
+                                                      name, prefix):
     """A checkpoint of an mmpretrain classifier loads into the dense
-    backbone (all four output norms, the default) with the explicit prefix
-    or without one (the ``backbone.`` keys are taken automatically)."""
-    from mmsupervit.models.backbones import AlterNet
-    family, cfg = CLASSIFIERS['alternet']
+    backbone (default outputs) with the explicit prefix or without one (the
+    ``backbone.`` keys are taken automatically), weight for weight."""
+    family, cfg = CLASSIFIERS[name]
     dst = str(tmp_path / 'cls.pth')
-    convert_classifier_file(family, golden('alternet_tiny.ckpt.pth'), dst)
+    convert_classifier_file(family, golden(f'{name}_tiny.ckpt.pth'), dst)
     init_cfg = dict(type='Pretrained', checkpoint=dst)
     if prefix:
         init_cfg['prefix'] = prefix
-    dense = AlterNet(arch=cfg['backbone']['arch'], init_cfg=init_cfg)
+    dense = next(c for c in BACKBONES if c.__name__ == family)(
+        arch=cfg['backbone']['arch'], init_cfg=init_cfg)
     dense.init_weights()
-    trained = torch.load(dst, map_location='cpu',
-                         weights_only=True)['state_dict']
+    trained = {
+        k[len('backbone.'):]: v
+        for k, v in torch.load(dst, map_location='cpu', weights_only=True)
+        ['state_dict'].items() if k.startswith('backbone.')
+    }
     own = dense.state_dict()
-    backbone = {k[len('backbone.'):]: v for k, v in trained.items()
-                if k.startswith('backbone.')}
-    assert backbone and all(torch.equal(own[k], v)
-                            for k, v in backbone.items())
+    new = {k for k in own if k not in trained}
+    assert new == {k for k in own if k.startswith(DENSE_ONLY[name])}
+    assert {k for k in trained if k not in own} == {
+        k for k in trained if k.startswith(CLASSIFIER_ONLY[name])}
+    shared = [k for k in own if k in trained]
+    assert len(shared) > 10
+    assert all(torch.equal(own[k], trained[k]) for k in shared)

@@ -62,9 +62,11 @@ train_dataloader = dict(
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
-test_dataloader = None
-test_cfg = None
-test_evaluator = None
+test_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, type='CustomDataset', data_root={data_root!r},
+                 data_prefix='train', pipeline=_base_.test_pipeline))
+test_evaluator = dict(topk=(1, 3))  # 4 classes: no top-5
 train_cfg = dict(max_epochs=1)
 default_hooks = dict(checkpoint=dict(interval=1),
                      logger=dict(interval=1))
@@ -87,6 +89,17 @@ def pretrained(tmp_path_factory):
     ckpt = osp.join(work_dir, 'epoch_1.pth')
     assert osp.isfile(ckpt), os.listdir(work_dir)
     return root, ckpt
+
+
+def test_test_tool_evaluates_the_classifier(pretrained):
+    """``tools/test.py CONFIG CKPT`` on an mmpretrain config: accuracy of
+    the written checkpoint with the config's evaluation transform."""
+    root, ckpt = pretrained
+    proc = run_tool(['tools/test.py', str(root / 'alternet-50_tiny_in1k.py'),
+                     ckpt, '--work-dir', str(root / 'test_dir')])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 'accuracy/top1' in out and 'accuracy/top3' in out, out[-2000:]
 
 
 def test_classification_checkpoint_layout(pretrained):
