@@ -10,8 +10,11 @@ families (tiny SuperViT, PatchConvNet and AlterNet):
    process) and fine-tune UperNet (mmseg) and Mask R-CNN (mmdet) from them
    through ``init_cfg=dict(type='Pretrained', checkpoint='http://...',
    prefix='backbone.')``: the normal download path (torch hub cache, then
-   the backbone's checkpoint conversion);
-3. fine-tune the same configs from scratch (same seed, same iterations);
+   the backbone's checkpoint conversion), on the first ``--finetune-images``
+   training images (50: dense labels are the scarce ones; the classifiers
+   see the crops of all);
+3. fine-tune the same configs from scratch (same seed, same images, same
+   iterations);
 4. evaluate every model (mmseg ``IoUMetric``, mmdet ``CocoMetric``), save
    prediction pictures (input | overlay), and sweep the compute budgets of
    the pretrained SuperViT UperNet with
@@ -27,7 +30,7 @@ to ``<work-dir>/logs/<job>.log``; everything lands under ``--work-dir``.
 
 Example::
 
-    python tools/run_demo.py                  # about 6 minutes on 2 cores
+    python tools/run_demo.py                  # about 4 minutes on 2 cores
     python tools/run_demo.py --seg-families supervit --det-families \\
         --pretrain-iters 20 --seg-iters 20   # a quick look: 3 jobs + sweep
 """
