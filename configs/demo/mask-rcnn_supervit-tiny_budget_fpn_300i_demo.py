@@ -5,11 +5,6 @@
 _base_ = ['./mask-rcnn_supervit-tiny_fpn_300i_demo.py']
 
 model = dict(
-    # Budget training also trains the 128/160/192 px position tables; at an
-    # input scale that is not a trained size (0.5, 0.75 in a sweep) the
-    # backbone then uses the 128 px one, whose 8x8 grid is the closest to
-    # theirs. (At scale 1 the 224 px table is used whatever this says.)
-    backbone=dict(pos_embed_size=128),
     type='mmsupervit.BudgetMaskRCNN',
     budget_cfg=dict(
         keep_rates=(0.5, 0.7),
