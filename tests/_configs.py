@@ -16,9 +16,16 @@ _ALL: List[str] = sorted(
 #: The ImageNet classification configs (mmpretrain, ``*_in1k.py``), tested
 #: by ``test_configs_classification.py``.
 CLS_CONFIGS: List[str] = [p for p in _ALL if p.endswith('_in1k.py')]
+#: The demo classifiers (mmpretrain, on the demo object crops), tested by
+#: ``test_tools/test_demo_pretrained.py`` and ``test_tools/test_run_demo.py``.
+DEMO_CLS_CONFIGS: List[str] = [
+    p for p in _ALL if p.endswith('_demo-crops-64x64.py')
+]
 #: Every mmseg/mmdet config a user runs (not the ``_base_`` fragments, not
 #: the classification configs), found by globbing.
-CONFIGS: List[str] = [p for p in _ALL if p not in CLS_CONFIGS]
+CONFIGS: List[str] = [
+    p for p in _ALL if p not in CLS_CONFIGS + DEMO_CLS_CONFIGS
+]
 FAMILIES = ('supervit', 'alternet', 'patchconvnet')
 #: The ADE20K/COCO configs of the three backbone families (not the demos).
 DENSE_CONFIGS: List[str] = [

@@ -1,11 +1,11 @@
-# Demo: Mask R-CNN on a tiny PatchConvNet trained from scratch on the
+# Demo: Mask R-CNN on a tiny PatchConvNet (embed 64, depth 6) on the
 # synthetic demo data (COCO layout, written by
 # tools/dataset_converters/make_demo_data.py). Sized for CPUs: 128x128
 # images, small heads, batch 4, 300 iterations.
-# Note: from scratch, this backbone learns far more slowly than the SuperViT
-# one (box AP ~1.5 vs ~36 after 300 iterations on the demo data), so
-# tools/run_demo.py trains mask-rcnn_supervit-tiny_fpn_300i_demo.py, which
-# inherits everything else from this file.
+# tools/run_demo.py fine-tunes it from scratch and from the demo classifier
+# (patchconvnet-tiny_1xb32-200i_demo-crops-64x64.py); README.md's demo table
+# has the results. The SuperViT Mask R-CNN demo inherits everything but the
+# backbone (and the necks' input widths) from this file.
 _base_ = [
     '../_base_/models/mask-rcnn_column_fpn.py',
     'mmdet::_base_/default_runtime.py'

@@ -17,7 +17,11 @@ model = dict(
         type='mmsupervit.SuperViT',
         arch=dict(embed_dims=embed_dims, depth=6, num_heads=2),
         out_indices=(1, 3, 4, 5),
-        pos_embed_size=128,  # the table trained at 128 px fits the 8x8 grid
+        # At input scale 1 the backbone uses its 224 px position table
+        # (resampled to the 8x8 grid), whatever pos_embed_size says;
+        # pos_embed_size only picks the table for input scales that are not
+        # a trained size (0.5, 0.75, ... in a budget sweep). The default, 224,
+        # is the one table this single-budget config trains.
         drop_path_rate=0.0),
     neck=dict(
         type='mmsupervit.ColumnPyramidNeck',

@@ -24,6 +24,17 @@ sizes and rotations, partly occluding each other, on a textured background
   occlusion), its pixel area, ``[x, y, w, h]`` box and ``iscrowd=0``;
   categories :data:`DET_CLASSES` with ids 1.. .
 
+* Object crops for classification (mmpretrain ``CustomDataset``, ImageNet
+  style: class folders and a ``meta/<split>.txt`` list of
+  ``<class>/<file> <label>`` lines, labels in :data:`DET_CLASSES` order)::
+
+    <out>/cls/{train,val}/<class>/%012d_%02d.jpg
+    <out>/cls/meta/{train,val}.txt
+
+  One square crop per COCO annotation around its box (with context), resized
+  to a fixed side; written from the COCO images and annotations above, so
+  the crops of the validation split come from validation images only.
+
 Each image is drawn from its own random stream derived from
 ``(seed, split, index)``, so the output is byte-identical for a given seed
 (and the first N images do not depend on how many are generated).
@@ -53,6 +64,14 @@ _SPLITS = {
     'val': dict(ade='validation', ade_prefix='ADE_val', coco='val2017'),
 }
 _IGNORE_BAND = 1  # pixels of label 0 ("other") on each object boundary
+#: Side of the classification crops, in pixels.
+CROP_SIZE = 64
+# context around an object's box: the crop side is this times the longer box
+# side, so the shape's outline and some background are always visible
+_CROP_CONTEXT = 1.3
+# objects with fewer visible pixels are left out of the classification set
+# (a sliver left by occlusion says little about the shape)
+_MIN_CROP_AREA = 60
 
 
 def _rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -283,6 +302,81 @@ def generate_split(out_dir: str,
     return coco
 
 
+def write_classification_split(out_dir: str,
+                               split: str,
+                               size: int = CROP_SIZE) -> List[str]:
+    """Write the object crops of one split (see the module docstring).
+
+    Reads the COCO layout that :func:`generate_split` wrote under
+    ``out_dir``. Each crop is the square of side ``1.3 x`` the longer box
+    side centred on the box (shifted to stay inside the image when it can,
+    else zero-padded), resized to ``size x size``.
+
+    Args:
+        out_dir (str): Dataset root holding ``coco/``.
+        split (str): ``'train'`` or ``'val'``.
+        size (int): Crop side in pixels. Defaults to :data:`CROP_SIZE`.
+
+    Returns:
+        list[str]: The lines of ``cls/meta/<split>.txt``
+        (``<class>/<file> <label>``).
+    """
+    if split not in _SPLITS:
+        raise ValueError(f'split must be one of {sorted(_SPLITS)}: {split!r}')
+    coco_dir = osp.join(out_dir, 'coco')
+    ann_file = osp.join(coco_dir, 'annotations',
+                        f'instances_{_SPLITS[split]["coco"]}.json')
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(
+            f'{ann_file} is missing: write the COCO layout first '
+            '(generate_split)')
+    with open(ann_file) as f:
+        coco = json.load(f)
+    images = {im['id']: im for im in coco['images']}
+    cls_dir = osp.join(out_dir, 'cls')
+    for name in DET_CLASSES:
+        os.makedirs(osp.join(cls_dir, split, name), exist_ok=True)
+    os.makedirs(osp.join(cls_dir, 'meta'), exist_ok=True)
+    lines, count, loaded = [], {}, {}
+    for ann in coco['annotations']:
+        if ann['area'] < _MIN_CROP_AREA:
+            continue
+        info = images[ann['image_id']]
+        if info['id'] not in loaded:
+            loaded.clear()  # annotations are grouped by image
+            path = osp.join(coco_dir, _SPLITS[split]['coco'],
+                            info['file_name'])
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
+            if img is None:
+                raise OSError(f'could not read {path}')
+            loaded[info['id']] = img
+        img = loaded[info['id']]
+        x, y, w, h = ann['bbox']
+        side = max(int(round(_CROP_CONTEXT * max(w, h))), 8)
+        H, W = img.shape[:2]
+        # centred on the box, shifted inside the image where it fits
+        x0 = int(round(x + w / 2 - side / 2))
+        y0 = int(round(y + h / 2 - side / 2))
+        x0 = min(max(x0, 0), max(W - side, 0))
+        y0 = min(max(y0, 0), max(H - side, 0))
+        crop = np.zeros((side, side, 3), np.uint8)
+        patch = img[y0:y0 + side, x0:x0 + side]
+        crop[:patch.shape[0], :patch.shape[1]] = patch
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA
+                          if side > size else cv2.INTER_LINEAR)
+        label = ann['category_id'] - 1
+        name = DET_CLASSES[label]
+        k = count[info['id']] = count.get(info['id'], -1) + 1
+        rel = f'{name}/{info["id"]:012d}_{k:02d}.jpg'
+        if not cv2.imwrite(osp.join(cls_dir, split, rel), crop,
+                           [cv2.IMWRITE_JPEG_QUALITY, 90]):
+            raise OSError(f'could not write {rel} under {cls_dir}/{split}')
+        lines.append(f'{rel} {label}')
+    with open(osp.join(cls_dir, 'meta', f'{split}.txt'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return lines
+
+
 def generate_demo_data(out_dir: str,
                        num_train: int = 200,
                        num_val: int = 40,
@@ -300,8 +394,9 @@ def generate_demo_data(out_dir: str,
     Returns:
         str: ``out_dir``.
     """
-    generate_split(out_dir, 'train', num_train, seed, size)
-    generate_split(out_dir, 'val', num_val, seed, size)
+    for split, num in (('train', num_train), ('val', num_val)):
+        generate_split(out_dir, split, num, seed, size)
+        write_classification_split(out_dir, split)
     with open(osp.join(out_dir, 'README.txt'), 'w') as f:
         f.write('Synthetic demo data written by mmsupervit '
                 f'(seed={seed}, train={num_train}, val={num_val}, '
@@ -311,12 +406,15 @@ def generate_demo_data(out_dir: str,
 
 
 def demo_data_exists(out_dir: str) -> bool:
-    """Whether both layouts and both splits are present under ``out_dir``."""
+    """Whether all three layouts and both splits are present under
+    ``out_dir``."""
     need = [
         osp.join(out_dir, 'ade', 'images', 'training'),
         osp.join(out_dir, 'ade', 'annotations', 'validation'),
         osp.join(out_dir, 'coco', 'annotations', 'instances_train2017.json'),
         osp.join(out_dir, 'coco', 'annotations', 'instances_val2017.json'),
+        osp.join(out_dir, 'cls', 'meta', 'train.txt'),
+        osp.join(out_dir, 'cls', 'meta', 'val.txt'),
     ]
     return all(osp.exists(p) for p in need)
 
@@ -330,7 +428,7 @@ def demo_cfg_options(data_root: str, task: str) -> Dict[str, str]:
     Args:
         data_root (str): The generator's output folder (holding ``ade/`` and
             ``coco/``).
-        task (str): ``'seg'`` or ``'det'``.
+        task (str): ``'seg'``, ``'det'`` or ``'cls'`` (the object crops).
 
     Returns:
         dict: Keys and values for ``Config.merge_from_dict``.
@@ -347,15 +445,18 @@ def demo_cfg_options(data_root: str, task: str) -> Dict[str, str]:
         opts.update({'val_evaluator.ann_file': ann,
                      'test_evaluator.ann_file': ann})
         return opts
-    raise ValueError(f'task must be seg or det, got {task!r}')
+    if task == 'cls':
+        return {f'{k}.dataset.data_root': osp.join(data_root, 'cls')
+                for k in loaders}
+    raise ValueError(f'task must be seg, det or cls, got {task!r}')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command line entry point (``tools/dataset_converters/...``)."""
     import argparse
     parser = argparse.ArgumentParser(
-        description='Write the synthetic demo dataset (ADE20K + COCO '
-        'layouts).')
+        description='Write the synthetic demo dataset (ADE20K and COCO '
+        'layouts, object crops for classification).')
     parser.add_argument('--out', default='data/demo', help='dataset root')
     parser.add_argument('--num-train', type=int, default=200)
     parser.add_argument('--num-val', type=int, default=40)

@@ -354,15 +354,17 @@ def _model(path, **backbone):
     init_default_scope(cfg.default_scope)
     cfg.model.backbone.update(backbone)
     if backbone.get('arch', {}).get('embed_dims') == 64 and \
-            cfg.default_scope == 'mmseg':
-        cfg.model.neck.in_channels = 64
+            cfg.default_scope == 'mmdet':
+        cfg.model.neck[0].in_channels = 64
+        cfg.model.neck[1].in_channels = [64] * 4
     return MODELS.build(cfg.model)
 
 
 @pytest.fixture(scope='module')
 def models():
-    """The demo segmentor (SuperViT 96), the same with the detector's
-    SuperViT (64), and the two demo detectors (SuperViT 64, PatchConvNet)."""
+    """The demo segmentor and detector (the same SuperViT, embed 96), the
+    detector with another SuperViT (embed 64), and the PatchConvNet demo
+    detector."""
     from mmengine.registry import DefaultScope
 
     # Module-scoped fixtures are set up before conftest's per-test scope
@@ -372,9 +374,9 @@ def models():
     try:
         yield dict(
             seg=_model(SEG_CFG),
-            seg64=_model(SEG_CFG, arch=dict(embed_dims=64, depth=6,
-                                            num_heads=2)),
             det=_model(DET_CFG),
+            det64=_model(DET_CFG, arch=dict(embed_dims=64, depth=6,
+                                            num_heads=2)),
             det_pcn=_model(DET_PCN_CFG))
     finally:
         DefaultScope._instance_dict.clear()
@@ -397,7 +399,7 @@ def test_same_model_checkpoint_passes(models, logs):
 def test_detector_checkpoint_into_segmentor_is_refused(models):
     # same backbone: the heads give it away
     with pytest.raises(CheckpointError) as err:
-        check_model_checkpoint(models['seg64'], _ckpt(models['det']),
+        check_model_checkpoint(models['seg'], _ckpt(models['det']),
                                'checkpoint det.pth')
     msg = str(err.value)
     assert msg.startswith('checkpoint det.pth does not fit EncoderDecoder: '
@@ -412,7 +414,7 @@ def test_detector_checkpoint_into_segmentor_is_refused(models):
                        match=r'does not fit the backbone of EncoderDecoder: '
                        r"key 'cls_token' has shape \(1, 1, 64\) in the "
                        r'checkpoint but \(1, 1, 96\)'):
-        check_model_checkpoint(models['seg'], _ckpt(models['det']))
+        check_model_checkpoint(models['seg'], _ckpt(models['det64']))
 
 
 def test_other_backbone_checkpoint_is_refused(models):
@@ -454,7 +456,7 @@ def test_hook_stops_the_runner_before_loading(models, tmp_path):
     from mmengine.runner import Runner
     path = str(tmp_path / 'det.pth')
     torch.save(_ckpt(models['det']), path)
-    seg = models['seg64']
+    seg = models['seg']
     before = _snapshot(seg)
     runner = Runner(model=seg, work_dir=str(tmp_path / 'work'),
                     custom_hooks=[dict(type='mmsupervit.CheckpointCheckHook')],

@@ -151,3 +151,48 @@ def test_cli(tmp_path):
     with open(osp.join(out, 'coco', 'annotations',
                        'instances_val2017.json')) as f:
         assert len(json.load(f)['images']) == 1
+
+
+def test_classification_crops(demo_root):
+    """One crop per large enough object, labelled by its COCO category: the
+    class's hue is the most common of the four class hues in the crop, and
+    mmpretrain's CustomDataset reads the lists with those labels."""
+    import cv2
+    from mmsupervit.datasets import demo_data
+    own_hue_wins = []
+    for split, coco_split in (('train', 'train2017'), ('val', 'val2017')):
+        with open(osp.join(demo_root, 'coco', 'annotations',
+                           f'instances_{coco_split}.json')) as f:
+            anns = json.load(f)['annotations']
+        expected = sorted(a['category_id'] - 1 for a in anns
+                          if a['area'] >= demo_data._MIN_CROP_AREA)
+        with open(osp.join(demo_root, 'cls', 'meta', f'{split}.txt')) as f:
+            lines = f.read().split('\n')
+        assert lines[-1] == ''
+        entries = [line.rsplit(' ', 1) for line in lines[:-1]]
+        assert sorted(int(label) for _, label in entries) == expected
+        for rel, label in entries:
+            assert rel.split('/')[0] == DET_CLASSES[int(label)]
+            img = cv2.imread(osp.join(demo_root, 'cls', split, rel))
+            assert img.shape == (demo_data.CROP_SIZE, demo_data.CROP_SIZE, 3)
+            hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).reshape(-1, 3)
+            coloured = hsv[hsv[:, 1] > 120, 0].astype(int)
+            votes = [np.sum(np.minimum(abs(coloured - h),
+                                       180 - abs(coloured - h)) <= 20)
+                     for h in demo_data._CLASS_HUE]
+            own_hue_wins.append(int(np.argmax(votes)) == int(label))
+    assert np.mean(own_hue_wins) > 0.9, np.mean(own_hue_wins)
+
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import DATASETS
+    init_default_scope('mmpretrain')
+    ds = DATASETS.build(
+        dict(type='CustomDataset', data_root=osp.join(demo_root, 'cls'),
+             ann_file='meta/val.txt', data_prefix='val',
+             metainfo=dict(classes=DET_CLASSES),
+             pipeline=[dict(type='LoadImageFromFile'),
+                       dict(type='PackInputs')]))
+    assert len(ds) == len(entries)
+    sample = ds[0]
+    assert osp.basename(osp.dirname(sample['data_samples'].img_path)) == \
+        DET_CLASSES[int(sample['data_samples'].gt_label)]
