@@ -67,6 +67,7 @@ import ast
 import csv
 import ctypes
 import gc
+import inspect
 import statistics
 import sys
 import time
@@ -274,7 +275,8 @@ def build_rows(args: argparse.Namespace) -> Tuple[List[Row], str]:
     for name in baselines:
         rows.append(Row(name, build_baseline(name, dims, args.size),
                         'baseline'))
-    arch = cfg.get('arch', '')
+    arch = cfg.get('arch', inspect.signature(type(model)).parameters[
+        'arch'].default)
     label = f'{family} {arch}' if isinstance(arch, str) else f'{family} ' \
         f'{dims["embed_dims"]}/{dims["depth"]}/{dims["num_heads"]}'
     if family == 'SuperViT':
@@ -437,10 +439,12 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
           'per-round ratios')
     print(format_table(table))
     if family == 'SuperViT':
-        effs = [r['efficiency'] for r in table if 'efficiency' in r]
-        print(f'efficiency = speed-up over keep 1 / scale 1 (backbone) / '
-              f'FLOPs reduction; min {min(effs):.3f} over {len(effs)} '
-              'budgets')
+        effs = [r['efficiency'] for r in table
+                if r.get('flops_reduction', 1.0) != 1.0]
+        if effs:
+            print('efficiency = speed-up over keep 1 / scale 1 (backbone) / '
+                  f'FLOPs reduction; min {min(effs):.3f} over the '
+                  f'{len(effs)} reduced budgets')
     if args.csv:
         with open(args.csv, 'w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=[k for k, _, _ in COLUMNS]

@@ -275,8 +275,7 @@ class SuperViTBlock(nn.Module):
         """
         prune = keep_rate < 1
         attn_out, score = self.attn(self.norm1(x), with_cls_score=prune)
-        # x / 1.0 is exact, so DeiT (skip_lam 1) is unaffected.
-        x = x + self.drop_path(attn_out) / self.skip_lam
+        x = x + self._residual(attn_out)
         keep_index = x_at_prune = None
         if prune:
             B, N, C = (int(v) for v in x.shape)
@@ -288,8 +287,15 @@ class SuperViTBlock(nn.Module):
             x_at_prune = x
             x = torch.gather(x, 1,
                              keep_index.unsqueeze(-1).expand(-1, -1, C))
-        x = x + self.drop_path(self.mlp(self.norm2(x))) / self.skip_lam
+        x = x + self._residual(self.mlp(self.norm2(x)))
         return x, keep_index, x_at_prune
+
+    def _residual(self, branch: torch.Tensor) -> torch.Tensor:
+        """Drop path, then LV-ViT's division by ``skip_lam``. DeiT's
+        ``skip_lam`` is 1 and x / 1 is exact, so the division (a full pass
+        over the tokens, twice per block) is skipped there."""
+        branch = self.drop_path(branch)
+        return branch if self.skip_lam == 1 else branch / self.skip_lam
 
 
 class _PatchEmbed(nn.Module):
@@ -508,6 +514,8 @@ class SuperViT(DenseBackbone):
                 drop_path=dpr[i]) for i in range(self.depth)
         ])
         self.norm = nn.LayerNorm(self.embed_dims, eps=s['norm_eps'])
+        # Resampled position tables of inference calls (see _pos_embed).
+        self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
         self._post_init()
 
     # ------------------------------------------------------------------
@@ -658,10 +666,34 @@ class SuperViT(DenseBackbone):
     # ------------------------------------------------------------------
     def _pos_embed(self, pos_embed_size: int,
                    grid: Tuple[int, int]) -> torch.Tensor:
+        """The ``pos_embed_size`` table resampled to ``grid``.
+
+        The resampling does not depend on the input, so without autograd it
+        is done once per (table state, grid) and reused: at small budgets
+        the bicubic antialiased resize is a visible share of a forward and
+        is not compute the budget should pay. The key holds the table's
+        storage and version counter, so loading weights, moving the model
+        or an optimizer step (all of them write the parameter or replace
+        it) start a new entry; only the latest entry per grid is kept.
+        """
         table = self.pos_embed_list[POS_EMBED_SIZES.index(pos_embed_size)]
         side = pos_embed_size // self.patch_size
-        if tuple(grid) == (side, side):
+        grid = (int(grid[0]), int(grid[1]))
+        if grid == (side, side):
             return table
+        if torch.is_grad_enabled() and table.requires_grad:
+            return self._resample_pos_embed(table, grid, side)
+        slot = (pos_embed_size, grid)
+        state = (table.device, table.dtype, table.data_ptr(), table._version)
+        cached = self._pos_embed_cache.get(slot)
+        if cached is None or cached[0] != state:
+            cached = (state, self._resample_pos_embed(table, grid, side))
+            self._pos_embed_cache[slot] = cached
+        return cached[1]
+
+    @staticmethod
+    def _resample_pos_embed(table: torch.Tensor, grid: Tuple[int, int],
+                            side: int) -> torch.Tensor:
         return resample_abs_pos_embed(
             table, new_size=list(grid), old_size=[side, side],
             num_prefix_tokens=1)
