@@ -130,6 +130,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory measurement')
     parser.add_argument('--csv', help='also write the table to this CSV file')
+    parser.add_argument('--profile', type=float, nargs=2, action='append',
+                        metavar=('KEEP', 'SCALE'),
+                        help='SuperViT: after the table, profile this budget '
+                        'against keep 1 / scale 1 op by op (torch.profiler; '
+                        'repeatable)')
     return parser.parse_args(argv)
 
 
@@ -197,14 +202,15 @@ def check_args(args: argparse.Namespace, family: str) -> None:
         raise BenchmarkError(f'--size {tuple(args.size)}: both sides must '
                              'be >= 16 (one patch)')
     if family != 'SuperViT':
-        if args.keep_rates or args.scales:
-            raise BenchmarkError('--keep-rates/--scales are SuperViT budgets;'
+        if args.keep_rates or args.scales or args.profile:
+            raise BenchmarkError('--keep-rates/--scales/--profile are SuperViT '
+                                 'budgets;'
                                  f' {family} has none')
         return
-    for k in args.keep_rates or ():
+    for k in list(args.keep_rates or ()) + [k for k, _ in args.profile or ()]:
         if not 0 < k <= 1:
             raise BenchmarkError(f'keep rate {k} is not in (0, 1]')
-    for s in args.scales or ():
+    for s in list(args.scales or ()) + [s for _, s in args.profile or ()]:
         if not 0 < s <= 4:
             raise BenchmarkError(f'input scale {s} is not in (0, 4]')
         if min(round(v * s) for v in args.size) < 16:
@@ -392,6 +398,61 @@ def summarise(rows: List[Row]) -> List[Dict[str, object]]:
     return table
 
 
+def profile_budgets(model: nn.Module, x: torch.Tensor,
+                    budget: Tuple[float, float], calls: int,
+                    top: int = 14) -> str:
+    """Where the time of ``budget`` goes, op by op, beside keep 1 / scale 1.
+
+    Both budgets run ``calls`` times, alternately, under one
+    ``torch.profiler`` session each; the table lists self CPU time per
+    forward of the ops that take most time at ``budget``, the share of the
+    forward they are, and their own speed-up. Below it, FLOPs reduction per
+    counted operator (:func:`count_flops`), so an op's speed-up can be read
+    against the FLOPs it saves (an op missing there counts 0 FLOPs).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    def per_op(keep: float, scale: float) -> Dict[str, float]:
+        model.keep_rate, model.input_scale = keep, scale
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(calls):
+                model(x)
+        return {e.key: e.self_cpu_time_total / 1e3 / calls
+                for e in prof.key_averages()}
+
+    full_t: Dict[str, List[float]] = {}
+    small_t: Dict[str, List[float]] = {}
+    with torch.no_grad():
+        for _ in range(2):  # two sessions each, alternating
+            for store, b in ((full_t, (1.0, 1.0)), (small_t, budget)):
+                for k, v in per_op(*b).items():
+                    store.setdefault(k, []).append(v)
+        full = {k: statistics.median(v) for k, v in full_t.items()}
+        small = {k: statistics.median(v) for k, v in small_t.items()}
+        flops = []
+        for b in ((1.0, 1.0), budget):
+            model.keep_rate, model.input_scale = b
+            flops.append(count_flops(model, x).by_operator)
+    total_small, total_full = sum(small.values()), sum(full.values())
+    keep, scale = budget
+    lines = [f'profile: keep {keep:g} scale {scale:g} against keep 1 scale 1'
+             f' ({calls} calls x 2 sessions each; self CPU ms per forward: '
+             f'{total_small:.1f} vs {total_full:.1f})',
+             f'{"op":<52} {"ms full":>8} {"ms budget":>9} {"share":>6} '
+             f'{"speed-up":>8}']
+    for name in sorted(small, key=small.get, reverse=True)[:top]:
+        f = full.get(name, 0.0)
+        lines.append(f'{name[:52]:<52} {f:>8.2f} {small[name]:>9.2f} '
+                     f'{small[name] / total_small:>6.1%} '
+                     f'{(f / small[name] if small[name] else 0):>8.2f}')
+    lines.append('FLOPs reduction by operator: ' + ', '.join(
+        f'{op} {n / flops[1].get(op, 0):.2f} ({n / 1e9:.2f} -> '
+        f'{flops[1].get(op, 0) / 1e9:.2f} G)' if flops[1].get(op) else
+        f'{op} {n / 1e9:.2f} -> 0 G'
+        for op, n in sorted(flops[0].items(), key=lambda kv: -kv[1])))
+    return '\n'.join(lines)
+
+
 COLUMNS = (('model', '{}', 40), ('gflops', '{:.2f}', 7), ('ms', '{:.1f}', 8),
            ('peak_mib', '{:.0f}', 8), ('time_x_ref', '{:.3f}', 8),
            ('flops_x_ref', '{:.3f}', 8), ('time_per_flop_x_ref', '{:.3f}', 8),
@@ -445,6 +506,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
             print('efficiency = speed-up over keep 1 / scale 1 (backbone) / '
                   f'FLOPs reduction; min {min(effs):.3f} over the '
                   f'{len(effs)} reduced budgets')
+    for budget in args.profile or ():
+        model = rows[-1].model
+        print(profile_budgets(model, x, tuple(budget), args.rounds))
     if args.csv:
         with open(args.csv, 'w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=[k for k, _, _ in COLUMNS]

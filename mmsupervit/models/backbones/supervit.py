@@ -850,11 +850,12 @@ class SuperViT(DenseBackbone):
                 return size
         return self.pos_embed_size
 
-    def _to_nominal_grid(self, maps: torch.Tensor, scaled_hw: Tuple[int,
-                                                                    int],
-                         input_hw: Tuple[int, int]) -> torch.Tensor:
-        """Resample maps of the scaled trunk to the stride-16 grid of the
-        original (padded) input.
+    def _nominal_sampling_grid(self, grid_hw: Tuple[int, int],
+                               scaled_hw: Tuple[int, int],
+                               input_hw: Tuple[int, int],
+                               like: torch.Tensor) -> torch.Tensor:
+        """``grid_sample`` grid (1, ceil(H/16), ceil(W/16), 2) that takes
+        (h, w) trunk maps to the stride-16 grid of the original input.
 
         Each output cell reads the trunk map where the resized input shows
         the cell's centre. The input resize (bilinear, ``align_corners=True``
@@ -862,8 +863,7 @@ class SuperViT(DenseBackbone):
         index ``p * (hs - 1) / (H - 1)``, so the centre of output cell i,
         original coordinate ``16i + 8`` (pixel index ``16i + 7.5``), is at
         scaled coordinate ``(16i + 7.5) * (hs - 1) / (H - 1) + 0.5``, i.e.
-        trunk-map coordinate that / 16. Outside the trunk map's cell centres
-        the border cells are repeated.
+        trunk-map coordinate that / 16.
         """
         hs, ws = (int(v) for v in scaled_hw)
         H, W = (int(v) for v in input_hw)
@@ -873,22 +873,44 @@ class SuperViT(DenseBackbone):
             """Normalised trunk-map coordinates of the output cell centres
             along one axis (``grid_sample``, ``align_corners=False``)."""
             index = torch.arange(
-                n_out, dtype=maps.dtype,
-                device=maps.device) * self.patch_size + (
+                n_out, dtype=like.dtype,
+                device=like.device) * self.patch_size + (
                     self.patch_size / 2 - 0.5)
             # n_orig >= 16 (check_input); n_scaled == 1 reads pixel 0 only
             scaled = index * ((n_scaled - 1) / (n_orig - 1)) + 0.5
             return 2 * scaled / (n_grid * self.patch_size) - 1
 
         ys = trunk_coords(math.ceil(H / self.patch_size), hs, H,
-                          maps.shape[-2])
+                          int(grid_hw[0]))
         xs = trunk_coords(math.ceil(W / self.patch_size), ws, W,
-                          maps.shape[-1])
-        grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], -1)
-        grid = grid.unsqueeze(0).expand(maps.shape[0], -1, -1, -1)
+                          int(grid_hw[1]))
+        return torch.stack(
+            torch.meshgrid(ys, xs, indexing='ij')[::-1], -1).unsqueeze(0)
+
+    def _to_nominal_grid(self,
+                         maps: torch.Tensor,
+                         scaled_hw: Tuple[int, int],
+                         input_hw: Tuple[int, int],
+                         grid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Resample (B, C, h, w) maps of the scaled trunk to the stride-16
+        grid of the original (padded) input (bilinear at the points of
+        :meth:`_nominal_sampling_grid`; outside the trunk map's cell centres
+        the border cells are repeated).
+
+        Args:
+            maps (Tensor): (B, C, h, w) trunk maps.
+            scaled_hw (tuple): Size of the resized trunk input.
+            input_hw (tuple): Size of the original input.
+            grid (Tensor, optional): :meth:`_nominal_sampling_grid` of these
+                sizes, shared by the outputs of one forward. Defaults to None
+                (built here).
+        """
+        if grid is None:
+            grid = self._nominal_sampling_grid(maps.shape[-2:], scaled_hw,
+                                               input_hw, maps)
         return F.grid_sample(
-            maps, grid, mode='bilinear', padding_mode='border',
-            align_corners=False)
+            maps, grid.expand(maps.shape[0], -1, -1, -1), mode='bilinear',
+            padding_mode='border', align_corners=False)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Dense forward (or, with ``out_type='cls_token'``, the official
@@ -921,6 +943,10 @@ class SuperViT(DenseBackbone):
             # token, so normalising the class token alone is the same
             return (self.norm(out['last'][:, 0]), )
         h, w = out['stem'].shape[-2:]
+        grid = None
+        if input_scale != 1:  # one sampling grid for all outputs
+            grid = self._nominal_sampling_grid(
+                (h, w), trunk_in.shape[-2:], (H, W), out['last'])
         maps = []
         for i in self.out_indices:
             tokens = out['dense'][i]
@@ -929,6 +955,7 @@ class SuperViT(DenseBackbone):
             B, _, C = tokens.shape
             m = tokens[:, 1:].transpose(1, 2).reshape(B, C, h, w)
             if input_scale != 1:
-                m = self._to_nominal_grid(m, trunk_in.shape[-2:], (H, W))
+                m = self._to_nominal_grid(m, trunk_in.shape[-2:], (H, W),
+                                          grid)
             maps.append(m.contiguous())
         return tuple(maps)
