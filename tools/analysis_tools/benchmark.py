@@ -203,9 +203,8 @@ def check_args(args: argparse.Namespace, family: str) -> None:
                              'be >= 16 (one patch)')
     if family != 'SuperViT':
         if args.keep_rates or args.scales or args.profile:
-            raise BenchmarkError('--keep-rates/--scales/--profile are SuperViT '
-                                 'budgets;'
-                                 f' {family} has none')
+            raise BenchmarkError('--keep-rates/--scales/--profile are '
+                                 f'SuperViT budgets; {family} has none')
         return
     for k in list(args.keep_rates or ()) + [k for k, _ in args.profile or ()]:
         if not 0 < k <= 1:
@@ -461,7 +460,8 @@ COLUMNS = (('model', '{}', 40), ('gflops', '{:.2f}', 7), ('ms', '{:.1f}', 8),
 HEADERS = dict(gflops='GFLOPs', ms='ms', peak_mib='peak MiB',
                time_x_ref='time x', flops_x_ref='FLOPs x',
                time_per_flop_x_ref='t/FLOP x', mem_x_ref='mem x',
-               speedup='speed-up', flops_reduction='FLOPs ÷', efficiency='eff.')
+               speedup='speed-up', flops_reduction='FLOPs ÷',
+               efficiency='eff.')
 
 
 def format_table(table: List[Dict[str, object]]) -> str:
@@ -473,7 +473,8 @@ def format_table(table: List[Dict[str, object]]) -> str:
                       for k, _, w in COLUMNS)]
     lines.append('-' * len(lines[0]))
     for rec in table:
-        lines.append(' '.join(cell(k, f, w, rec.get(k)) for k, f, w in COLUMNS))
+        lines.append(' '.join(
+            cell(k, f, w, rec.get(k)) for k, f, w in COLUMNS))
     return '\n'.join(lines)
 
 

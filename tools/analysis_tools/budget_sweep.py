@@ -13,10 +13,10 @@ crop for mmseg ``slide`` configs, else the test pipeline's ``Resize`` scale;
 * GFLOPs of backbone + heads with :func:`mmsupervit.utils.flops.count_flops`
   (mmengine's ``FlopAnalyzer``, the counter behind
   ``get_model_complexity_info``; one multiply-add = 1 FLOP; attention
-  matmuls counted by the project's handles). Segmentors: backbone, neck and
-  decode head (the auxiliary head is not run at test time). Detectors: backbone,
-  neck and RPN head; the RoI heads' cost depends on the proposals and is not
-  counted.
+  matmuls counted by the project's handles). Segmentors: backbone, neck
+  and decode head (the auxiliary head is not run at test time). Detectors:
+  backbone, neck and RPN head; the RoI heads' cost depends on the proposals
+  and is not counted.
 * latency of that same forward (batch 1, warm-up, then the median of
   ``--runs``; the thread count is printed).
 
