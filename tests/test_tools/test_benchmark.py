@@ -81,6 +81,13 @@ def test_supervit_grid_against_baselines(tmp_path):
     assert 'SuperViT 32/12/2 keep 0.5 scale 0.5' in proc.stdout
     assert 'reference (x columns): timm-vit' in proc.stdout
     assert 'over the 3 reduced budgets' in proc.stdout
+    # the markdown efficiency grid: keep rates down, scales across
+    lines = proc.stdout.splitlines()
+    top = lines.index('| keep \\ scale | 1 | 0.5 |')
+    assert lines[top + 2] == '| 1 | 1.00 | {:.2f} |'.format(
+        rows[4]['efficiency'])
+    assert lines[top + 3] == '| 0.5 | {:.2f} | {:.2f} |'.format(
+        rows[3]['efficiency'], rows[5]['efficiency'])
 
 
 def test_other_backbone_with_its_default_baseline(tmp_path):

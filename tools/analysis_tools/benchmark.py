@@ -478,6 +478,22 @@ def format_table(table: List[Dict[str, object]]) -> str:
     return '\n'.join(lines)
 
 
+def efficiency_grid(rows: List[Row], table: List[Dict[str, object]]) -> str:
+    """Markdown table of the efficiencies: keep rates down, scales across
+    (what README.md shows)."""
+    eff = {row.budget: rec.get('efficiency') for row, rec in zip(rows, table)
+           if row.budget is not None}
+    keeps = sorted({k for k, _ in eff}, reverse=True)
+    scales = sorted({s for _, s in eff}, reverse=True)
+    lines = ['| keep \\ scale | ' + ' | '.join(f'{s:g}' for s in scales)
+             + ' |', '|---:|' + '---:|' * len(scales)]
+    for k in keeps:
+        cells = [f'{eff[(k, s)]:.2f}' if (k, s) in eff else '-'
+                 for s in scales]
+        lines.append(f'| {k:g} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     args = parse_args(argv)
     try:
@@ -507,6 +523,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
             print('efficiency = speed-up over keep 1 / scale 1 (backbone) / '
                   f'FLOPs reduction; min {min(effs):.3f} over the '
                   f'{len(effs)} reduced budgets')
+            print(efficiency_grid(rows, table))
     for budget in args.profile or ():
         model = rows[-1].model
         print(profile_budgets(model, x, tuple(budget), args.rounds))
