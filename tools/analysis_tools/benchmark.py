@@ -402,32 +402,37 @@ def profile_budgets(model: nn.Module, x: torch.Tensor,
                     top: int = 14) -> str:
     """Where the time of ``budget`` goes, op by op, beside keep 1 / scale 1.
 
-    Both budgets run ``calls`` times, alternately, under one
-    ``torch.profiler`` session each; the table lists self CPU time per
-    forward of the ops that take most time at ``budget``, the share of the
-    forward they are, and their own speed-up. Below it, FLOPs reduction per
-    counted operator (:func:`count_flops`), so an op's speed-up can be read
-    against the FLOPs it saves (an op missing there counts 0 FLOPs).
+    After one untimed call, each budget runs ``calls`` times under a
+    ``torch.profiler`` session, two sessions each, alternating (medians per
+    op). The table lists self CPU time per forward of the ops that take most
+    time at ``budget``, the share of the forward they are, and their own
+    speed-up. Below it, the FLOPs reduction per counted operator
+    (:func:`count_flops`), so an op's speed-up can be read against the FLOPs
+    it saves (an op missing there counts 0 FLOPs).
     """
     from torch.profiler import ProfilerActivity, profile
 
     def per_op(keep: float, scale: float) -> Dict[str, float]:
         model.keep_rate, model.input_scale = keep, scale
+        model(x)  # one-time work (e.g. a new position-table size) excluded
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(calls):
                 model(x)
         return {e.key: e.self_cpu_time_total / 1e3 / calls
                 for e in prof.key_averages()}
 
-    full_t: Dict[str, List[float]] = {}
-    small_t: Dict[str, List[float]] = {}
+    sessions: Tuple[List[Dict[str, float]], ...] = ([], [])
     with torch.no_grad():
         for _ in range(2):  # two sessions each, alternating
-            for store, b in ((full_t, (1.0, 1.0)), (small_t, budget)):
-                for k, v in per_op(*b).items():
-                    store.setdefault(k, []).append(v)
-        full = {k: statistics.median(v) for k, v in full_t.items()}
-        small = {k: statistics.median(v) for k, v in small_t.items()}
+            for store, b in zip(sessions, ((1.0, 1.0), budget)):
+                store.append(per_op(*b))
+
+        def median_per_op(runs: List[Dict[str, float]]) -> Dict[str, float]:
+            names = set().union(*runs)  # an op absent from a session: 0
+            return {k: statistics.median(r.get(k, 0.0) for r in runs)
+                    for k in names}
+
+        full, small = (median_per_op(r) for r in sessions)
         flops = []
         for b in ((1.0, 1.0), budget):
             model.keep_rate, model.input_scale = b
