@@ -10,13 +10,13 @@ mmdet's ``CocoMetric`` -> bbox mAP). At the config's test size (the slide
 crop for mmseg ``slide`` configs, else the test pipeline's ``Resize`` scale;
 ``--shape`` overrides) it also measures
 
-* GFLOPs of backbone + heads with mmengine's ``FlopAnalyzer`` (the counter
-  behind ``get_model_complexity_info``; one multiply-add = 1 FLOP) plus
-  ``mmsupervit.utils.flops.sdpa_flop_handle`` for attention, which the
-  analyser would otherwise count as 0. Segmentors: backbone, neck and decode
-  head (the auxiliary head is not run at test time). Detectors: backbone,
-  neck and RPN head; the RoI heads' cost depends on the proposals and is not
-  counted.
+* GFLOPs of backbone + heads with :func:`mmsupervit.utils.flops.count_flops`
+  (mmengine's ``FlopAnalyzer``, the counter behind
+  ``get_model_complexity_info``; one multiply-add = 1 FLOP; attention
+  matmuls counted by the project's handles). Segmentors: backbone, neck
+  and decode head (the auxiliary head is not run at test time). Detectors:
+  backbone, neck and RPN head; the RoI heads' cost depends on the proposals
+  and is not counted.
 * latency of that same forward (batch 1, warm-up, then the median of
   ``--runs``; the thread count is printed).
 
@@ -36,7 +36,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
 from mmengine.registry import MODELS, init_default_scope
@@ -44,14 +43,12 @@ from mmengine.utils import ProgressBar
 
 import mmsupervit  # noqa: F401  (registers our models, applies compat)
 from mmsupervit.utils import runner_utils as ru
-from mmsupervit.utils.flops import sdpa_flop_handle
+from mmsupervit.utils.flops import FLOP_COUNTER, count_flops
 
 DEFAULT_KEEP_RATES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 DEFAULT_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5)
 #: Metric reported by default, per task.
 DEFAULT_METRIC = {'seg': 'mIoU', 'det': 'coco/bbox_mAP'}
-FLOP_COUNTER = ('mmengine FlopAnalyzer (as in get_model_complexity_info) + '
-                'mmsupervit sdpa handle; 1 multiply-add = 1 FLOP')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -163,12 +160,7 @@ class _DenseForward(nn.Module):
 
 
 def count_gflops(module: nn.Module, x: torch.Tensor) -> float:
-    analyzer = FlopAnalyzer(module, (x, ))
-    analyzer.set_op_handle('aten::scaled_dot_product_attention',
-                           sdpa_flop_handle)
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return analyzer.total() / 1e9
+    return count_flops(module, x).total / 1e9
 
 
 def median_latency_ms(module: nn.Module, x: torch.Tensor, runs: int,

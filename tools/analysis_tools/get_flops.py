@@ -3,21 +3,21 @@
     python tools/analysis_tools/get_flops.py CONFIG [--shape 512 512]
 
 Builds the model on CPU without loading pretrained weights and counts with
-mmengine's analysis tools (fvcore-style: one fused multiply-add = 1 FLOP).
-``scaled_dot_product_attention`` is not counted by those tools; its cost
-(2 matmuls of B*heads*N*N*d each) is added by a handle registered here, so
-attention-heavy backbones are not under-reported. Prints backbone and whole-
-model figures. Defaults: 512x512 for mmseg configs, 1280x800 for mmdet ones.
+:func:`mmsupervit.utils.flops.count_flops`, the project's one counter
+(mmengine's ``FlopAnalyzer``, fvcore-style: one fused multiply-add = 1 FLOP,
+plus handles so that attention matmuls are counted; its docstring has the
+details). Prints backbone and whole-model figures. Defaults: 512x512 for
+mmseg configs, 1280x800 for mmdet ones.
 """
 import argparse
 
 import torch
-from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis import parameter_count
 from mmengine.config import Config, DictAction
 from mmengine.registry import MODELS, init_default_scope
 
 import mmsupervit  # noqa: F401
-from mmsupervit.utils.flops import sdpa_flop_handle
+from mmsupervit.utils.flops import count_flops
 
 
 def parse_args():
@@ -40,15 +40,6 @@ def strip_pretrained(node):
             strip_pretrained(v)
 
 
-def count(module, inputs):
-    analyzer = FlopAnalyzer(module, inputs)
-    analyzer.set_op_handle('aten::scaled_dot_product_attention',
-                           sdpa_flop_handle)
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return analyzer.total()
-
-
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -61,9 +52,9 @@ def main():
     model = MODELS.build(cfg.model).eval()
     x = torch.randn(1, 3, h, w)
     with torch.no_grad():
-        bb_flops = count(model.backbone, (x, ))
+        bb_flops = count_flops(model.backbone, x).total
         if scope == 'mmseg':
-            full_flops = count(model, (x, ))  # tensor mode
+            full_flops = count_flops(model, x).total  # tensor mode
         else:
             full_flops = None  # two-stage detectors: data-dependent heads
     n_bb = parameter_count(model.backbone)['']

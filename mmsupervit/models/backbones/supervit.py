@@ -275,8 +275,7 @@ class SuperViTBlock(nn.Module):
         """
         prune = keep_rate < 1
         attn_out, score = self.attn(self.norm1(x), with_cls_score=prune)
-        # x / 1.0 is exact, so DeiT (skip_lam 1) is unaffected.
-        x = x + self.drop_path(attn_out) / self.skip_lam
+        x = x + self._residual(attn_out)
         keep_index = x_at_prune = None
         if prune:
             B, N, C = (int(v) for v in x.shape)
@@ -288,8 +287,15 @@ class SuperViTBlock(nn.Module):
             x_at_prune = x
             x = torch.gather(x, 1,
                              keep_index.unsqueeze(-1).expand(-1, -1, C))
-        x = x + self.drop_path(self.mlp(self.norm2(x))) / self.skip_lam
+        x = x + self._residual(self.mlp(self.norm2(x)))
         return x, keep_index, x_at_prune
+
+    def _residual(self, branch: torch.Tensor) -> torch.Tensor:
+        """Drop path, then LV-ViT's division by ``skip_lam``. DeiT's
+        ``skip_lam`` is 1 and x / 1 is exact, so the division (a full pass
+        over the tokens, twice per block) is skipped there."""
+        branch = self.drop_path(branch)
+        return branch if self.skip_lam == 1 else branch / self.skip_lam
 
 
 class _PatchEmbed(nn.Module):
@@ -508,6 +514,8 @@ class SuperViT(DenseBackbone):
                 drop_path=dpr[i]) for i in range(self.depth)
         ])
         self.norm = nn.LayerNorm(self.embed_dims, eps=s['norm_eps'])
+        # Resampled position tables of inference calls (see _pos_embed).
+        self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
         self._post_init()
 
     # ------------------------------------------------------------------
@@ -658,10 +666,34 @@ class SuperViT(DenseBackbone):
     # ------------------------------------------------------------------
     def _pos_embed(self, pos_embed_size: int,
                    grid: Tuple[int, int]) -> torch.Tensor:
+        """The ``pos_embed_size`` table resampled to ``grid``.
+
+        The resampling does not depend on the input, so without autograd it
+        is done once per (table state, grid) and reused: at small budgets
+        the bicubic antialiased resize is a visible share of a forward and
+        is not compute the budget should pay. The key holds the table's
+        storage and version counter, so loading weights, moving the model
+        or an optimizer step (all of them write the parameter or replace
+        it) start a new entry; only the latest entry per grid is kept.
+        """
         table = self.pos_embed_list[POS_EMBED_SIZES.index(pos_embed_size)]
         side = pos_embed_size // self.patch_size
-        if tuple(grid) == (side, side):
+        grid = (int(grid[0]), int(grid[1]))
+        if grid == (side, side):
             return table
+        if torch.is_grad_enabled() and table.requires_grad:
+            return self._resample_pos_embed(table, grid, side)
+        slot = (pos_embed_size, grid)
+        state = (table.device, table.dtype, table.data_ptr(), table._version)
+        cached = self._pos_embed_cache.get(slot)
+        if cached is None or cached[0] != state:
+            cached = (state, self._resample_pos_embed(table, grid, side))
+            self._pos_embed_cache[slot] = cached
+        return cached[1]
+
+    @staticmethod
+    def _resample_pos_embed(table: torch.Tensor, grid: Tuple[int, int],
+                            side: int) -> torch.Tensor:
         return resample_abs_pos_embed(
             table, new_size=list(grid), old_size=[side, side],
             num_prefix_tokens=1)
@@ -818,11 +850,12 @@ class SuperViT(DenseBackbone):
                 return size
         return self.pos_embed_size
 
-    def _to_nominal_grid(self, maps: torch.Tensor, scaled_hw: Tuple[int,
-                                                                    int],
-                         input_hw: Tuple[int, int]) -> torch.Tensor:
-        """Resample maps of the scaled trunk to the stride-16 grid of the
-        original (padded) input.
+    def _nominal_sampling_grid(self, grid_hw: Tuple[int, int],
+                               scaled_hw: Tuple[int, int],
+                               input_hw: Tuple[int, int],
+                               like: torch.Tensor) -> torch.Tensor:
+        """``grid_sample`` grid (1, ceil(H/16), ceil(W/16), 2) that takes
+        (h, w) trunk maps to the stride-16 grid of the original input.
 
         Each output cell reads the trunk map where the resized input shows
         the cell's centre. The input resize (bilinear, ``align_corners=True``
@@ -830,8 +863,7 @@ class SuperViT(DenseBackbone):
         index ``p * (hs - 1) / (H - 1)``, so the centre of output cell i,
         original coordinate ``16i + 8`` (pixel index ``16i + 7.5``), is at
         scaled coordinate ``(16i + 7.5) * (hs - 1) / (H - 1) + 0.5``, i.e.
-        trunk-map coordinate that / 16. Outside the trunk map's cell centres
-        the border cells are repeated.
+        trunk-map coordinate that / 16.
         """
         hs, ws = (int(v) for v in scaled_hw)
         H, W = (int(v) for v in input_hw)
@@ -841,22 +873,44 @@ class SuperViT(DenseBackbone):
             """Normalised trunk-map coordinates of the output cell centres
             along one axis (``grid_sample``, ``align_corners=False``)."""
             index = torch.arange(
-                n_out, dtype=maps.dtype,
-                device=maps.device) * self.patch_size + (
+                n_out, dtype=like.dtype,
+                device=like.device) * self.patch_size + (
                     self.patch_size / 2 - 0.5)
             # n_orig >= 16 (check_input); n_scaled == 1 reads pixel 0 only
             scaled = index * ((n_scaled - 1) / (n_orig - 1)) + 0.5
             return 2 * scaled / (n_grid * self.patch_size) - 1
 
         ys = trunk_coords(math.ceil(H / self.patch_size), hs, H,
-                          maps.shape[-2])
+                          int(grid_hw[0]))
         xs = trunk_coords(math.ceil(W / self.patch_size), ws, W,
-                          maps.shape[-1])
-        grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], -1)
-        grid = grid.unsqueeze(0).expand(maps.shape[0], -1, -1, -1)
+                          int(grid_hw[1]))
+        return torch.stack(
+            torch.meshgrid(ys, xs, indexing='ij')[::-1], -1).unsqueeze(0)
+
+    def _to_nominal_grid(self,
+                         maps: torch.Tensor,
+                         scaled_hw: Tuple[int, int],
+                         input_hw: Tuple[int, int],
+                         grid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Resample (B, C, h, w) maps of the scaled trunk to the stride-16
+        grid of the original (padded) input (bilinear at the points of
+        :meth:`_nominal_sampling_grid`; outside the trunk map's cell centres
+        the border cells are repeated).
+
+        Args:
+            maps (Tensor): (B, C, h, w) trunk maps.
+            scaled_hw (tuple): Size of the resized trunk input.
+            input_hw (tuple): Size of the original input.
+            grid (Tensor, optional): :meth:`_nominal_sampling_grid` of these
+                sizes, shared by the outputs of one forward. Defaults to None
+                (built here).
+        """
+        if grid is None:
+            grid = self._nominal_sampling_grid(maps.shape[-2:], scaled_hw,
+                                               input_hw, maps)
         return F.grid_sample(
-            maps, grid, mode='bilinear', padding_mode='border',
-            align_corners=False)
+            maps, grid.expand(maps.shape[0], -1, -1, -1), mode='bilinear',
+            padding_mode='border', align_corners=False)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Dense forward (or, with ``out_type='cls_token'``, the official
@@ -889,6 +943,10 @@ class SuperViT(DenseBackbone):
             # token, so normalising the class token alone is the same
             return (self.norm(out['last'][:, 0]), )
         h, w = out['stem'].shape[-2:]
+        grid = None
+        if input_scale != 1:  # one sampling grid for all outputs
+            grid = self._nominal_sampling_grid(
+                (h, w), trunk_in.shape[-2:], (H, W), out['last'])
         maps = []
         for i in self.out_indices:
             tokens = out['dense'][i]
@@ -897,6 +955,7 @@ class SuperViT(DenseBackbone):
             B, _, C = tokens.shape
             m = tokens[:, 1:].transpose(1, 2).reshape(B, C, h, w)
             if input_scale != 1:
-                m = self._to_nominal_grid(m, trunk_in.shape[-2:], (H, W))
+                m = self._to_nominal_grid(m, trunk_in.shape[-2:], (H, W),
+                                          grid)
             maps.append(m.contiguous())
         return tuple(maps)

@@ -339,6 +339,43 @@ def test_keep_rate_one_is_unpruned_and_sampling_in_training():
 # ----------------------------------------------------------------------------
 # input scale
 # ----------------------------------------------------------------------------
+def test_pos_embed_cache_follows_the_weights():
+    """Inference reuses the resampled position table, but never a stale one:
+    an in-place update (optimizer step, ``load_state_dict``) or a dtype
+    change gives the table of the new weights, and with autograd the table
+    is resampled in the graph so it receives gradients."""
+    torch.manual_seed(0)
+    model = SuperViT(arch=SMALL['deit']).eval()
+    x = torch.randn(1, 3, 96, 80)  # a 6x5 grid: the 224 table is resampled
+
+    def uncached():
+        model._pos_embed_cache.clear()
+        return model(x)
+
+    with torch.no_grad():
+        first = model(x)
+        assert len(model._pos_embed_cache) == 1
+        torch.testing.assert_close(model(x), first, atol=0, rtol=0)
+        model.pos_embed_list[3].add_(0.5)  # as an optimizer step would
+        stepped = model(x)
+        assert not torch.equal(stepped[0], first[0])
+        torch.testing.assert_close(stepped, uncached(), atol=0, rtol=0)
+        model.load_state_dict(SuperViT(arch=SMALL['deit']).state_dict())
+        loaded = model(x)
+        torch.testing.assert_close(loaded, uncached(), atol=0, rtol=0)
+        model.double()
+        as_double = model(x.double())
+        assert as_double[0].dtype == torch.float64
+        model._pos_embed_cache.clear()
+        torch.testing.assert_close(
+            as_double, model(x.double()), atol=0, rtol=0)
+    model.float().train()
+    for _ in range(2):  # a cached table would carry a freed graph
+        model.zero_grad()
+        model(x)[-1].sum().backward()
+        assert model.pos_embed_list[3].grad.abs().sum() > 0
+
+
 def test_input_scale_table_choice():
     model = SuperViT(arch=SMALL['deit'], pos_embed_size=192).eval()
     assert model.pos_embed_size_for_scale(1.0) == 224
