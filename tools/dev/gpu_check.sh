@@ -165,7 +165,7 @@ step data 90 "$PY" tools/dataset_converters/make_demo_data.py --out "$WORK/data"
 opts() {  # --cfg-options for a short run of the demo config on the generated data
   "$PY" - "$WORK/data" "$1" "$ITERS" <<'PY'
 import sys
-from mmsupervit.utils.demo_data import demo_cfg_options
+from mmsupervit.datasets.demo_data import demo_cfg_options
 data, task, iters = sys.argv[1], sys.argv[2], int(sys.argv[3])
 opts = demo_cfg_options(data, task)
 # log about every 10 iterations, and the last one (mmengine logs every `interval`-th)
