@@ -45,7 +45,9 @@ def main(argv=None):
     if args.tta:
         ru.apply_tta(cfg)
     runner = ru.build_runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    ru.close_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -50,6 +50,7 @@ def main(argv=None):
     ru.add_checkpoint_check(cfg, 1.0 if cfg.get('resume', False) else 0.9)
     runner = ru.build_runner(cfg)
     runner.train()
+    ru.close_distributed()
 
 
 if __name__ == '__main__':

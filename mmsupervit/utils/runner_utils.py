@@ -162,6 +162,21 @@ def init_cpu_process_group(launcher: str, dist_cfg: dict) -> None:
         **kwargs)
 
 
+def close_distributed() -> None:
+    """Destroy the default process group, if this process has one, before
+    the interpreter exits.
+
+    torch asks for this at the end of every distributed program: left to
+    interpreter shutdown, the process group's gloo threads can be torn down
+    while still joinable, which aborts the process (``terminate called
+    without an active exception``, exit code -6) after all the work is done
+    and makes ``torchrun`` report the run as failed.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def make_checkpoints_resumable(cfg: Config) -> None:
     """Make every checkpoint of a training run a safe, exact resume point.
 
