@@ -223,6 +223,30 @@ class AttentionPool(nn.Module):
 _ATTN_POOL_PREFIX = 'attn_pool.'
 
 
+# Official column-block key prefixes -> ours (``blocks.<i>.<prefix>...``).
+_BLOCK_KEYS = {
+    'norm1.': 'norm.',
+    'gamma_1': 'gamma',
+    'attn.qkv_pos.0.': 'conv1.',
+    'attn.qkv_pos.2.': 'dwconv.',
+    'attn.qkv_pos.4.': 'se.',
+    'attn.qkv_pos.5.': 'conv2.',
+}
+_BLOCK_RE = re.compile(r'^blocks\.(\d+)\.(.*)$')
+
+
+def _rename_block_key(key: str, prefixes: Dict[str, str]) -> str:
+    """``blocks.<i>.<old>rest`` -> ``blocks.<i>.<new>rest`` for the first
+    ``old`` of ``prefixes`` that matches; any other key unchanged."""
+    match = _BLOCK_RE.match(key)
+    if match:
+        rest = match.group(2)
+        for old, new in prefixes.items():
+            if rest.startswith(old):
+                return f'blocks.{match.group(1)}.{new}{rest[len(old):]}'
+    return key
+
+
 def convert_patchconvnet(state_dict: StateDict,
                          with_attn_pool: bool = False,
                          with_norm: bool = True) -> StateDict:
@@ -245,15 +269,6 @@ def convert_patchconvnet(state_dict: StateDict,
     Returns:
         dict: Weights for :class:`PatchConvNet`.
     """
-    block_map = {
-        'norm1.': 'norm.',
-        'gamma_1': 'gamma',
-        'attn.qkv_pos.0.': 'conv1.',
-        'attn.qkv_pos.2.': 'dwconv.',
-        'attn.qkv_pos.4.': 'se.',
-        'attn.qkv_pos.5.': 'conv2.',
-    }
-    block_re = re.compile(r'^blocks\.(\d+)\.(.*)$')
     stem_re = re.compile(r'^patch_embed\.proj\.(\d+)\.0\.(.*)$')
     out: StateDict = {}
     for key, value in state_dict.items():
@@ -269,14 +284,7 @@ def convert_patchconvnet(state_dict: StateDict,
         elif stem_re.match(key):
             new_key = stem_re.sub(r'patch_embed.proj.\1.\2', key)
         else:
-            match = block_re.match(key)
-            if match:
-                rest = match.group(2)
-                for old, new in block_map.items():
-                    if rest.startswith(old):
-                        new_key = (f'blocks.{match.group(1)}.' + new +
-                                   rest[len(old):])
-                        break
+            new_key = _rename_block_key(key, _BLOCK_KEYS)
         if new_key is None or (new_key.startswith(_ATTN_POOL_PREFIX)
                                and not with_attn_pool):
             continue
@@ -299,15 +307,7 @@ def patchconvnet_to_official(state_dict: StateDict) -> StateDict:
     Returns:
         dict: Official keys (``patchconvnet_models.py``).
     """
-    block_map = {
-        'norm.': 'norm1.',
-        'gamma': 'gamma_1',
-        'conv1.': 'attn.qkv_pos.0.',
-        'dwconv.': 'attn.qkv_pos.2.',
-        'se.': 'attn.qkv_pos.4.',
-        'conv2.': 'attn.qkv_pos.5.',
-    }
-    block_re = re.compile(r'^blocks\.(\d+)\.(.*)$')
+    official_keys = {ours: official for official, ours in _BLOCK_KEYS.items()}
     stem_re = re.compile(r'^patch_embed\.proj\.(\d+)\.(.*)$')
     out: StateDict = {}
     for key, value in state_dict.items():
@@ -320,14 +320,7 @@ def patchconvnet_to_official(state_dict: StateDict) -> StateDict:
         elif stem_re.match(key):
             key = stem_re.sub(r'patch_embed.proj.\1.0.\2', key)
         else:
-            match = block_re.match(key)
-            if match:
-                rest = match.group(2)
-                old = next((o for o in block_map if rest.startswith(o)),
-                           None)
-                if old is not None:
-                    key = (f'blocks.{match.group(1)}.' + block_map[old] +
-                           rest[len(old):])
+            key = _rename_block_key(key, official_keys)
         out[key] = value
     return out
 
