@@ -11,28 +11,31 @@ families (tiny SuperViT, PatchConvNet and AlterNet):
    through ``init_cfg=dict(type='Pretrained', checkpoint='http://...',
    prefix='backbone.')``: the normal download path (torch hub cache, then
    the backbone's checkpoint conversion), on the first ``--finetune-images``
-   training images (50: dense labels are the scarce ones; the classifiers
-   see the crops of all);
-3. fine-tune the same configs from scratch (same seed, same images, same
-   iterations);
+   training images (10: dense labels are the scarce ones; the classifiers
+   see the crops of all 200), once per seed (``--seg-seeds``, three by
+   default: one 100-iteration run on 10 images swings by several mIoU from
+   seed to seed, more than the initialisation moves it);
+3. fine-tune the same configs from scratch (same seeds, same images, same
+   iterations), so each seed gives a paired comparison;
 4. evaluate every model (mmseg ``IoUMetric``, mmdet ``CocoMetric``), save
    prediction pictures (input | overlay), and sweep the compute budgets of
    the pretrained SuperViT UperNet with
    ``tools/analysis_tools/budget_sweep.py``;
 5. print one table: family x task x {scratch, pretrained} -> mIoU / bbox AP
-   / segm AP, with the time of every job, then the sweep's table.
+   / segm AP (mean over the seeds, and per seed), the paired difference,
+   the time per job, then the sweep's table.
 
 The jobs run in a pool of single-threaded worker processes (one per core by
 default; on a small CPU one thread per process is much faster than threads
 fighting over cores). Each worker imports the libraries once and runs jobs
-in the order of :data:`JOB_ORDER` as soon as their inputs exist. Job logs go
+in the order of :data:`JOB_GROUPS` as soon as their inputs exist. Job logs go
 to ``<work-dir>/logs/<job>.log``; everything lands under ``--work-dir``.
 
 Example::
 
-    python tools/run_demo.py                  # about 4 minutes on 2 cores
+    python tools/run_demo.py                  # about 6 minutes on 2 cores
     python tools/run_demo.py --seg-families supervit --det-families \\
-        --pretrain-iters 20 --seg-iters 20   # a quick look: 3 jobs + sweep
+        --seg-seeds 0 --pretrain-iters 20 --seg-iters 20   # a quick look
 """
 import argparse
 import functools
@@ -77,15 +80,13 @@ METRICS = {
     'det': [('bbox AP', 'coco/bbox_mAP', 100.0),
             ('segm AP', 'coco/segm_mAP', 100.0)],
 }
-#: Scheduling priority: the longest jobs first, each pretrained job as soon
-#: as its checkpoint exists, the budget sweep last.
-JOB_ORDER = (
+#: Scheduling groups, in priority order: the pretraining jobs, then the
+#: longest fine-tuning jobs first, the budget sweep last; within a group,
+#: seed by seed, so that every family has a first pair early.
+JOB_GROUPS = (
     [f'pretrain-{f}' for f in ('alternet', 'supervit', 'patchconvnet')] +
-    [f'seg-alternet-{i}' for i in ('pretrained', 'scratch')] +
-    [f'det-{f}-{i}' for f in ('patchconvnet', 'supervit')
-     for i in ('pretrained', 'scratch')] +
-    [f'seg-{f}-{i}' for f in ('supervit', 'patchconvnet')
-     for i in ('pretrained', 'scratch')] + ['sweep'])
+    ['seg-alternet'] + [f'det-{f}' for f in ('patchconvnet', 'supervit')] +
+    [f'seg-{f}' for f in ('supervit', 'patchconvnet')] + ['sweep'])
 _PROGRESS = re.compile(r'^PROGRESS (\S+) (\d+)/(\d+)', re.M)
 
 
@@ -108,9 +109,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--pretrain-iters', type=int, default=100)
     parser.add_argument('--seg-iters', type=int, default=100)
     parser.add_argument('--det-iters', type=int, default=100)
-    parser.add_argument('--finetune-images', type=int, default=50,
+    parser.add_argument('--finetune-images', type=int, default=10,
                         help='fine-tune on the first N training images '
-                        '(default: all); pretraining uses the crops of all')
+                        '(0: all); pretraining uses the crops of all')
+    parser.add_argument('--seg-seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='UperNet fine-tuning seeds (each init runs '
+                        'once per seed; the table shows the mean)')
+    parser.add_argument('--det-seeds', type=int, nargs='+', default=[0],
+                        help='Mask R-CNN fine-tuning seeds')
     parser.add_argument('--finetune-lr', type=float, default=None,
                         help="fine-tuning lr (default: the configs' own)")
     parser.add_argument('--num-vis', type=int, default=2,
@@ -134,34 +140,47 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 # --------------------------------------------------------------------------
 # jobs (run in the worker processes)
 # --------------------------------------------------------------------------
+def dense_job_name(task: str, family: str, init: str, seed: int) -> str:
+    """``<task>-<family>-<init>-s<seed>``, e.g. ``seg-supervit-scratch-s0``."""
+    return f'{task}-{family}-{init}-s{seed}'
+
+
 def plan_jobs(args: argparse.Namespace) -> Dict[str, dict]:
-    """Every job of this run: kind, config, iterations and the jobs whose
-    output it needs, keyed by name, in :data:`JOB_ORDER`."""
+    """Every job of this run: kind, config, iterations, seed and the jobs
+    whose output it needs, keyed by name, in scheduling order
+    (:data:`JOB_GROUPS`, then seed). The two initialisations of a family
+    and task share each seed, so every seed gives a paired comparison."""
     jobs = {}
     for family in FAMILIES:
         if family not in args.seg_families + args.det_families:
             continue
         jobs[f'pretrain-{family}'] = dict(
-            kind='pretrain', family=family, task='cls',
-            config=CLS_CONFIGS[family], iters=args.pretrain_iters, needs=[])
-    for task, families, iters in (('seg', args.seg_families,
-                                   args.seg_iters),
-                                  ('det', args.det_families,
-                                   args.det_iters)):
+            kind='pretrain', family=family, task='cls', group=f'pretrain-'
+            f'{family}', config=CLS_CONFIGS[family],
+            iters=args.pretrain_iters, needs=[])
+    for task, families, iters, seeds in (
+            ('seg', args.seg_families, args.seg_iters, args.seg_seeds),
+            ('det', args.det_families, args.det_iters, args.det_seeds)):
         for family in families:
-            for init in ('pretrained', 'scratch'):
-                jobs[f'{task}-{family}-{init}'] = dict(
-                    kind='dense', family=family, task=task, init=init,
-                    config=DENSE_CONFIGS[task][family], iters=iters,
-                    needs=[f'pretrain-{family}']
-                    if init == 'pretrained' else [])
+            for seed in seeds:
+                for init in ('pretrained', 'scratch'):
+                    jobs[dense_job_name(task, family, init, seed)] = dict(
+                        kind='dense', family=family, task=task, init=init,
+                        seed=seed, group=f'{task}-{family}',
+                        pictures=seed == seeds[0],
+                        config=DENSE_CONFIGS[task][family], iters=iters,
+                        needs=[f'pretrain-{family}']
+                        if init == 'pretrained' else [])
     if args.sweep_keep_rates and 'supervit' in args.seg_families:
         jobs['sweep'] = dict(
-            kind='sweep', task='seg', family='supervit',
+            kind='sweep', task='seg', family='supervit', group='sweep',
             config=DENSE_CONFIGS['seg']['supervit'],
-            needs=['seg-supervit-pretrained'])
-    order = {name: i for i, name in enumerate(JOB_ORDER)}
-    return dict(sorted(jobs.items(), key=lambda kv: order[kv[0]]))
+            needs=[dense_job_name('seg', 'supervit', 'pretrained',
+                                  args.seg_seeds[0])])
+    group = {name: i for i, name in enumerate(JOB_GROUPS)}
+    return dict(
+        sorted(jobs.items(),
+               key=lambda kv: (group[kv[1]['group']], kv[1].get('seed', 0))))
 
 
 def _init_worker() -> None:
@@ -265,6 +284,8 @@ def _train(name: str, job: dict, ctx: dict,
         opts['train_dataloader.dataset.indices'] = ctx['finetune_images']
     if job['kind'] == 'dense' and ctx.get('finetune_lr'):
         opts['optim_wrapper.optimizer.lr'] = ctx['finetune_lr']
+    if 'seed' in job:
+        opts['randomness.seed'] = job['seed']
     opts.update(extra or {})
     cfg = ru.load_config(job['config'], opts,
                          osp.join(ctx['work_dir'], name))
@@ -336,9 +357,11 @@ def _finetune(name: str, job: dict, ctx: dict) -> dict:
     ckpt = osp.join(runner.work_dir, f'iter_{job["iters"]}.pth')
     print(f'PROGRESS visualise {job["iters"]}/{job["iters"]}', flush=True)
     from mmsupervit.utils.inference import save_predictions
-    images = _val_images(ctx['data'], job['task'])[:ctx['num_vis']]
-    vis = save_predictions(job['task'], runner.cfg, ckpt, images,
-                           osp.join(runner.work_dir, 'vis'))
+    vis = []
+    if job.get('pictures', True):  # the first seed's models only
+        images = _val_images(ctx['data'], job['task'])[:ctx['num_vis']]
+        vis = save_predictions(job['task'], runner.cfg, ckpt, images,
+                               osp.join(runner.work_dir, 'vis'))
     return dict(metrics=metrics, train_seconds=seconds, checkpoint=ckpt,
                 config=job['config'], init_url=init_url, visualisations=vis)
 
@@ -497,10 +520,54 @@ def run_jobs(jobs: Dict[str, dict], ctx: dict, workers: int) -> dict:
     return results
 
 
+#: The metric each task's comparison is made on (the first of METRICS).
+METRIC_MAIN_LABELS = [METRICS[t][0][0] for t in ('seg', 'det')]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float('nan')
+
+
+def group_results(results: dict, jobs: Dict[str, dict]) -> Dict[tuple, dict]:
+    """The dense jobs' results by ``(task, family, init)``: ``seeds``,
+    ``iters``, ``values`` (``{column: [one value per seed]}``, in the
+    table's units), ``seconds`` and ``cpu_seconds`` per seed."""
+    groups: Dict[tuple, dict] = {}
+    for name, job in jobs.items():
+        if job['kind'] != 'dense' or name not in results:
+            continue
+        res = results[name]
+        key = (job['task'], job['family'], job['init'])
+        g = groups.setdefault(key, dict(seeds=[], iters=job['iters'],
+                                        values={}, seconds=[],
+                                        cpu_seconds=[]))
+        g['seeds'].append(job['seed'])
+        g['seconds'].append(res['seconds'])
+        g['cpu_seconds'].append(res['cpu_seconds'])
+        for label, metric, factor in METRICS[job['task']]:
+            g['values'].setdefault(label, []).append(
+                res['metrics'].get(metric, float('nan')) * factor)
+    return groups
+
+
+def paired_difference(groups: Dict[tuple, dict], task: str,
+                      family: str) -> Optional[List[float]]:
+    """Pretrained minus scratch on the task's main metric, seed by seed
+    (the seeds both initialisations ran); None without a pair."""
+    pre, scr = (groups.get((task, family, i))
+                for i in ('pretrained', 'scratch'))
+    if pre is None or scr is None:
+        return None
+    label = METRICS[task][0][0]
+    by_seed = dict(zip(scr['seeds'], scr['values'][label]))
+    return [v - by_seed[s] for s, v in zip(pre['seeds'], pre['values'][label])
+            if s in by_seed]
+
+
 def summary(results: dict, jobs: Dict[str, dict], wall: float,
             url: str, downloads: int, mean_load: float) -> str:
     """The demo's table (and where its outputs are)."""
-    width = 78
+    width = 100
     rows = ['', 'mmsupervit demo: classification pretraining (mmpretrain) '
             '-> dense fine-tuning', '=' * width]
     pre = [n for n in jobs if jobs[n]['kind'] == 'pretrain']
@@ -518,30 +585,44 @@ def summary(results: dict, jobs: Dict[str, dict], wall: float,
                 f'{osp.basename(res["checkpoint"])}')
         rows.append('-' * width)
     rows.append(f'{"family":<14}{"task":<12}{"init":<12}{"iters":>6}'
-                f'{"mIoU":>8}{"bbox AP":>9}{"segm AP":>9}{"time":>8}'
-                f'{"cpu":>7}')
+                f'{"seeds":>6}{"mIoU":>8}{"bbox AP":>9}{"segm AP":>9}'
+                f'{"time":>7}{"cpu":>7}   per seed ({"/".join(METRIC_MAIN_LABELS)})')
+    groups = group_results(results, jobs)
     for task in ('seg', 'det'):
         for family in FAMILIES:
+            if (task, family, 'scratch') not in groups:
+                continue
             for init in ('scratch', 'pretrained'):
-                n = f'{task}-{family}-{init}'
-                if n not in results:
-                    continue
-                res = results[n]
-                values = {label: res['metrics'].get(key, float('nan')) * k
-                          for label, key, k in METRICS[task]}
+                g = groups[(task, family, init)]
                 cells = ''.join(
-                    f'{values[c]:>{w}.1f}' if c in values else f'{"-":>{w}}'
+                    f'{_mean(g["values"][c]):>{w}.1f}' if c in g['values']
+                    else f'{"-":>{w}}'
                     for c, w in (('mIoU', 8), ('bbox AP', 9),
                                  ('segm AP', 9)))
+                main = g['values'][METRICS[task][0][0]]
                 rows.append(f'{FAMILY_NAMES[family]:<14}'
                             f'{TASK_NAMES[task]:<12}{init:<12}'
-                            f'{jobs[n]["iters"]:>6}{cells}'
-                            f'{_fmt_time(res["seconds"]):>8}'
-                            f'{_fmt_time(res["cpu_seconds"]):>7}')
+                            f'{g["iters"]:>6}{len(g["seeds"]):>6}{cells}'
+                            f'{_fmt_time(_mean(g["seconds"])):>7}'
+                            f'{_fmt_time(_mean(g["cpu_seconds"])):>7}   '
+                            + ' '.join(f'{v:.1f}' for v in main))
+            diff = paired_difference(groups, task, family)
+            if diff is not None:
+                label = METRICS[task][0][0]
+                rows.append(
+                    f'{"":<26}{"difference":<24}'
+                    f'{_mean(diff):>+{8 if label == "mIoU" else 17}.1f}'
+                    f'{"":>{35 if label == "mIoU" else 26}}'
+                    + ' '.join(f'{v:+.1f}' for v in diff) +
+                    f'  (pretrained ahead in {sum(v > 0 for v in diff)}/'
+                    f'{len(diff)})')
     rows.append('-' * width)
-    rows.append('time: wall time of the whole job (build, training, '
-                'evaluation on the validation images, pictures); cpu: its '
-                'CPU time (one thread)')
+    rows.append('mIoU / AP: mean over the seeds (the same seeds for both '
+                'initialisations); per seed: the first metric of each seed; '
+                'difference: pretrained - scratch, seed by seed')
+    rows.append('time: wall time of one job (build, training, evaluation on '
+                'the validation images, pictures), mean over the seeds; '
+                'cpu: its CPU time (one thread)')
     rows.append(f'pretrained checkpoints served at {url}/: {downloads} '
                 'downloaded through init_cfg (once each; later jobs read '
                 'the torch hub cache)')

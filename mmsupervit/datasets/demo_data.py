@@ -56,7 +56,8 @@ SEG_PALETTE: List[Tuple[int, int, int]] = [(120, 120, 120)] + DET_PALETTE
 
 # Each shape class has a typical hue (OpenCV HSV, 0-179; red, yellow-green,
 # cyan, violet: evenly spaced) that is jittered, so
-# colour is a strong cue but not the only one.
+# colour is a strong cue but not the only one. With ``class_colours=False``
+# every hue is drawn uniformly and only the shape tells the class.
 _CLASS_HUE = (0, 45, 90, 135)
 _HUE_JITTER = 12
 _SPLITS = {
@@ -136,8 +137,13 @@ def _shape_mask(cls: int, cx: float, cy: float, r: float, angle: float,
     return mask
 
 
-def _object_colour(rng: np.random.Generator, cls: int) -> np.ndarray:
-    hue = (_CLASS_HUE[cls] + rng.integers(-_HUE_JITTER, _HUE_JITTER + 1)) % 180
+def _object_colour(rng: np.random.Generator, cls: int,
+                   class_colours: bool = True) -> np.ndarray:
+    if class_colours:
+        hue = (_CLASS_HUE[cls] +
+               rng.integers(-_HUE_JITTER, _HUE_JITTER + 1)) % 180
+    else:
+        hue = rng.integers(180)
     hsv = np.array([[[hue, rng.integers(150, 256),
                       rng.integers(140, 256)]]], np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
@@ -146,7 +152,8 @@ def _object_colour(rng: np.random.Generator, cls: int) -> np.ndarray:
 def make_scene(rng: np.random.Generator,
                size: int = 128,
                max_objects: int = 4,
-               min_visible: float = 0.4
+               min_visible: float = 0.4,
+               class_colours: bool = True
                ) -> Tuple[np.ndarray, np.ndarray, List[Dict]]:
     """Draw one scene.
 
@@ -157,6 +164,8 @@ def make_scene(rng: np.random.Generator,
         min_visible (float): A new shape is rejected when it would leave an
             earlier one with less than this fraction visible.
             Defaults to 0.4.
+        class_colours (bool): Each class in its own hue band (True) or any
+            hue (False). Defaults to True.
 
     Returns:
         tuple: ``(image, label, objects)``: RGB uint8 image, ADE-style uint8
@@ -186,7 +195,7 @@ def make_scene(rng: np.random.Generator,
         visible = [v & (1 - mask) for v in visible]
         visible.append(mask.copy())
         objects.append(dict(category=cls, area_full=int(mask.sum())))
-        colour = _object_colour(rng, cls)
+        colour = _object_colour(rng, cls, class_colours)
         texture = rng.normal(0, 10, (size, size, 1)).astype(np.float32)
         shade = 1 + 0.25 * np.linspace(-1, 1, size, dtype=np.float32)[:, None,
                                                                        None]
@@ -234,7 +243,8 @@ def generate_split(out_dir: str,
                    split: str,
                    num_images: int,
                    seed: int = 0,
-                   size: int = 128) -> Dict:
+                   size: int = 128,
+                   class_colours: bool = True) -> Dict:
     """Write one split in both layouts.
 
     Args:
@@ -243,6 +253,8 @@ def generate_split(out_dir: str,
         num_images (int): How many images.
         seed (int): Base seed. Defaults to 0.
         size (int): Image side in pixels. Defaults to 128.
+        class_colours (bool): Each class in its own hue band (True) or
+            every hue at random (False). Defaults to True.
 
     Returns:
         dict: The COCO annotation dict that was written.
@@ -259,7 +271,8 @@ def generate_split(out_dir: str,
 
     images, annotations = [], []
     for i in range(num_images):
-        img, label, objects = make_scene(_rng(seed, split, i), size=size)
+        img, label, objects = make_scene(
+            _rng(seed, split, i), size=size, class_colours=class_colours)
         stem = f'{names["ade_prefix"]}_{i + 1:08d}'
         _write_jpg(osp.join(ade_img, stem + '.jpg'), img)
         cv2.imwrite(osp.join(ade_ann, stem + '.png'), label)
@@ -381,7 +394,8 @@ def generate_demo_data(out_dir: str,
                        num_train: int = 200,
                        num_val: int = 40,
                        seed: int = 0,
-                       size: int = 128) -> str:
+                       size: int = 128,
+                       class_colours: bool = True) -> str:
     """Write the whole demo dataset; see the module docstring for the layout.
 
     Args:
@@ -390,17 +404,19 @@ def generate_demo_data(out_dir: str,
         num_val (int): Validation images. Defaults to 40.
         seed (int): Base seed. Defaults to 0.
         size (int): Image side in pixels. Defaults to 128.
+        class_colours (bool): See :func:`generate_split`. Defaults to True.
 
     Returns:
         str: ``out_dir``.
     """
     for split, num in (('train', num_train), ('val', num_val)):
-        generate_split(out_dir, split, num, seed, size)
+        generate_split(out_dir, split, num, seed, size, class_colours)
         write_classification_split(out_dir, split)
     with open(osp.join(out_dir, 'README.txt'), 'w') as f:
         f.write('Synthetic demo data written by mmsupervit '
                 f'(seed={seed}, train={num_train}, val={num_val}, '
-                f'size={size}). Regenerate with\n  python tools/'
+                f'size={size}, class_colours={class_colours}). '
+                'Regenerate with\n  python tools/'
                 'dataset_converters/make_demo_data.py --out <dir>\n')
     return out_dir
 
@@ -463,9 +479,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--size', type=int, default=128,
                         help='image side in pixels')
+    parser.add_argument('--random-colours', action='store_true',
+                        help='draw every object\'s hue at random, so only '
+                        'the shape tells the class (default: each class '
+                        'has its own hue band)')
     args = parser.parse_args(argv)
     generate_demo_data(args.out, args.num_train, args.num_val, args.seed,
-                       args.size)
+                       args.size, class_colours=not args.random_colours)
     print(f'demo data written to {args.out} ({args.num_train} train / '
           f'{args.num_val} val images, {args.size}x{args.size}, '
           f'seed {args.seed})')

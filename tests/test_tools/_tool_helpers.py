@@ -40,3 +40,14 @@ def run_tool(args, timeout=240, **kwargs):
     return subprocess.run([sys.executable] + list(args), cwd=REPO,
                           env=tool_env(), capture_output=True, text=True,
                           timeout=timeout, **kwargs)
+
+
+def load_tool(path):
+    """Import a script under ``tools/`` as a module (they are not a
+    package), under a name of its own."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        '_tool_' + osp.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

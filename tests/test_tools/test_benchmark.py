@@ -1,24 +1,18 @@
 """tools/analysis_tools/benchmark.py on tiny models (format and ratios, never
 timings: the CPU is shared)."""
 import csv
-import importlib.util
 import math
 import os.path as osp
 
 import pytest
 import torch
 
-from _tool_helpers import REPO, run_tool
+from _tool_helpers import REPO, load_tool, run_tool
 
 BENCH = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 TINY_VIT = "{'embed_dims': 32, 'depth': 12, 'num_heads': 2}"
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _read_csv(path):
@@ -119,7 +113,7 @@ def test_other_backbone_with_its_default_baseline(tmp_path):
     (['--baselines'], 'needs at least one baseline'),
 ])
 def test_bad_arguments_fail_before_any_work(argv, message, monkeypatch):
-    tool = _load_tool()
+    tool = load_tool(BENCH)
 
     def no_run(*args, **kwargs):
         raise AssertionError('a measurement started')
@@ -133,7 +127,7 @@ def test_bad_arguments_fail_before_any_work(argv, message, monkeypatch):
 def test_peak_memory_is_each_calls_own():
     """A call's peak is its own allocation (magnitude check), also right
     after a larger call freed its memory."""
-    tool = _load_tool()
+    tool = load_tool(BENCH)
     cpu = torch.device('cpu')
 
     def alloc(mib):
@@ -155,7 +149,7 @@ def test_peak_reset_comes_after_the_heap_trim(monkeypatch):
     peak: ``malloc_trim`` first, then the peak reset (``clear_refs``), then
     the RSS baseline, then the call. (With the reset first, the peak starts
     at the untrimmed RSS while the baseline is read after the trim.)"""
-    tool = _load_tool()
+    tool = load_tool(BENCH)
     events = []
     real_open = open
 

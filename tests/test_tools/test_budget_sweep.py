@@ -1,12 +1,11 @@
 """tools/analysis_tools/budget_sweep.py on demo checkpoints."""
 import csv
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
-from _tool_helpers import REPO, SEG_CFG, cfg_options, run_tool
+from _tool_helpers import REPO, SEG_CFG, cfg_options, load_tool, run_tool
 
 SWEEP = osp.join(REPO, 'tools', 'analysis_tools', 'budget_sweep.py')
 DET_CFG = osp.join(REPO, 'configs', 'demo',
@@ -15,11 +14,6 @@ DET_BUDGET_CFG = osp.join(REPO, 'configs', 'demo',
                           'mask-rcnn_supervit-tiny_budget_fpn_300i_demo.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('budget_sweep', SWEEP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _untrained_checkpoint(cfg_path, path):
@@ -85,7 +79,7 @@ def test_sweep_upernet_2x2(demo_data, tmp_path):
     (['--scales', '-1'], 'input scales'),
 ])
 def test_bad_grid_fails_before_any_work(args, match, tmp_path, monkeypatch):
-    tool = _load_tool()
+    tool = load_tool(SWEEP)
     ckpt = str(tmp_path / 'ckpt.pth')
     open(ckpt, 'wb').close()  # never read: the grid is refused first
 
@@ -99,7 +93,7 @@ def test_bad_grid_fails_before_any_work(args, match, tmp_path, monkeypatch):
 
 
 def test_pareto_front():
-    tool = _load_tool()
+    tool = load_tool(SWEEP)
     rows = [dict(gflops=1, m=10), dict(gflops=2, m=5), dict(gflops=3, m=20),
             dict(gflops=3, m=15), dict(gflops=4, m=20)]
     assert [(r['gflops'], r['m']) for r in tool.pareto_front(rows, 'm')] == \

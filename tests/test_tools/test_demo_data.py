@@ -196,3 +196,46 @@ def test_classification_crops(demo_root):
     sample = ds[0]
     assert osp.basename(osp.dirname(sample['data_samples'].img_path)) == \
         DET_CLASSES[int(sample['data_samples'].gt_label)]
+
+
+def _own_hue_share(root):
+    """Share of the objects whose most common hue is their class's."""
+    import cv2
+    from mmsupervit.datasets import demo_data
+    with open(osp.join(root, 'coco', 'annotations',
+                       'instances_train2017.json')) as f:
+        coco = json.load(f)
+    wins = []
+    for ann in coco['annotations']:
+        img = cv2.imread(osp.join(root, 'coco', 'train2017',
+                                  f'{ann["image_id"]:012d}.jpg'))
+        x, y, w, h = map(int, ann['bbox'])
+        hsv = cv2.cvtColor(img[y:y + h, x:x + w], cv2.COLOR_BGR2HSV)
+        hue = hsv[..., 0][hsv[..., 1] > 120].astype(int)
+        if hue.size < 20:
+            continue
+        votes = [np.sum(np.minimum(abs(hue - c), 180 - abs(hue - c)) <= 20)
+                 for c in demo_data._CLASS_HUE]
+        wins.append(int(np.argmax(votes)) == ann['category_id'] - 1)
+    return np.mean(wins), len(wins)
+
+
+def test_random_colours_keep_the_scenes(demo_root, tmp_path):
+    """--random-colours draws the hues at random and nothing else: the
+    same shapes at the same places (label maps equal), the colours no
+    longer tell the class."""
+    import cv2
+    other = str(tmp_path / 'random')
+    generate_demo_data(other, 30, NUM_VAL, seed=3, size=96,
+                       class_colours=False)
+    same = str(tmp_path / 'same')
+    generate_demo_data(same, 30, NUM_VAL, seed=3, size=96)
+    for name in sorted(glob.glob(osp.join(same, 'ade', 'annotations',
+                                          '*', '*.png'))):
+        rel = osp.relpath(name, same)
+        np.testing.assert_array_equal(cv2.imread(name),
+                                      cv2.imread(osp.join(other, rel)))
+    share, n = _own_hue_share(same)
+    assert n > 40 and share > 0.9, (share, n)
+    share, n = _own_hue_share(other)
+    assert n > 40 and share < 0.5, (share, n)

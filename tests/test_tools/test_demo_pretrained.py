@@ -4,7 +4,6 @@ classifier's checkpoint, published and served over HTTP on 127.0.0.1 by
 config through ``init_cfg=dict(type='Pretrained', checkpoint=<url>,
 prefix='backbone.')`` (mmengine's download into the torch hub cache, then the
 backbone's own loader)."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -12,21 +11,16 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from _tool_helpers import REPO
+from _tool_helpers import REPO, load_tool
 
 RUN_DEMO = osp.join(REPO, 'tools', 'run_demo.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('run_demo', RUN_DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
 def demo():
-    return _load_tool()
+    return load_tool(RUN_DEMO)
 
 
 @pytest.fixture

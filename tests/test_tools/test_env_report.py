@@ -9,13 +9,12 @@ comes from a real missing kernel, not a pretended one.
 Two runs go through a subprocess, as a user runs the tool; the other cases
 call its ``main`` in this process (importing the stack takes seconds).
 """
-import importlib.util
 import os.path as osp
 import re
 
 import pytest
 
-from _tool_helpers import REPO, run_tool
+from _tool_helpers import REPO, load_tool, run_tool
 
 TOOL = osp.join(REPO, 'tools', 'env_report.py')
 OPS = ('nms', 'roi_align_forward', 'roi_align_backward')
@@ -23,10 +22,7 @@ OPS = ('nms', 'roi_align_forward', 'roi_align_backward')
 
 @pytest.fixture(scope='module')
 def env_report():
-    spec = importlib.util.spec_from_file_location('env_report', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL)
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from _tool_helpers import (DET_CFG, REPO, SEG_CFG, cfg_options, run_tool,
-                           tool_env)
+from _tool_helpers import (DET_CFG, REPO, SEG_CFG, cfg_options, load_tool,
+                           run_tool, tool_env)
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
@@ -43,19 +43,12 @@ def test_runner_utils_cpu_distributed_config():
         ru.setup_distributed(cfg, 'torchrun')
 
 
-def _load_tool(path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        '_tool_' + osp.basename(path)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_train_refuses_amp_on_cpu(tmp_path, monkeypatch):
     # what a CPU-only machine sees, also where a GPU is present
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    train = _load_tool(TRAIN)
+    train = load_tool(TRAIN)
     with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
         train.main([SEG_CFG, '--amp', '--work-dir', str(tmp_path)])
 
@@ -83,7 +76,7 @@ def test_tools_close_the_process_group(tmp_path, monkeypatch, tool):
 
     try:
         monkeypatch.setattr(ru, 'build_runner', lambda cfg: _Runner())
-        module = _load_tool(TRAIN if tool == 'train' else TEST)
+        module = load_tool(TRAIN if tool == 'train' else TEST)
         argv = [SEG_CFG, '--work-dir', str(tmp_path)]
         if tool == 'test':
             argv.insert(1, str(tmp_path / 'x.pth'))
@@ -97,7 +90,7 @@ def test_tools_close_the_process_group(tmp_path, monkeypatch, tool):
 
 
 def test_tool_arguments():
-    train = _load_tool(TRAIN)
+    train = load_tool(TRAIN)
     args = train.parse_args([SEG_CFG, '--resume', '--launcher', 'pytorch',
                              '--local-rank', '1'])
     assert args.resume == 'auto' and args.launcher == 'pytorch'
@@ -105,7 +98,7 @@ def test_tool_arguments():
                              '0', '--cfg-options', 'a.b=1'])
     assert args.resume == 'a.pth' and args.cfg_options == {'a.b': 1}
     assert train.parse_args([SEG_CFG]).resume is None
-    test = _load_tool(TEST)
+    test = load_tool(TEST)
     args = test.parse_args([SEG_CFG, 'x.pth', '--show-dir', 'v', '--tta',
                             '--work-dir', 'w', '--launcher', 'slurm'])
     assert (args.checkpoint, args.show_dir, args.tta, args.work_dir,
@@ -252,6 +245,6 @@ def test_test_tool_show_dir(demo_data, tmp_path):
 
 
 def test_tta_refused_clearly_for_mask_rcnn(tmp_path):
-    test = _load_tool(TEST)
+    test = load_tool(TEST)
     with pytest.raises(SystemExit, match='--tta needs'):
         test.main([DET_CFG, 'x.pth', '--tta', '--work-dir', str(tmp_path)])
