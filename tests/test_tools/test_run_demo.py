@@ -98,6 +98,45 @@ def _check_run(work_dir, out, seg, det, sweep_rows, seg_seeds=(0, 1, 2),
     return results
 
 
+def test_plan_pairs_every_seed_and_schedules_pretraining_first():
+    jobs = run_demo.plan_jobs(run_demo.parse_args([]))
+    names = list(jobs)
+    assert len(names) == 3 + 3 * 2 * 3 + 2 * 2 * 1 + 1 == 26
+    assert names[:3] == [f'pretrain-{f}' for f in ('alternet', 'supervit',
+                                                    'patchconvnet')]
+    assert names[-1] == 'sweep'
+    assert jobs['sweep']['needs'] == ['seg-supervit-pretrained-s0']
+    for name, job in jobs.items():
+        if job['kind'] != 'dense':
+            continue
+        other = 'scratch' if job['init'] == 'pretrained' else 'pretrained'
+        assert name.replace(job['init'], other) in jobs  # its pair
+        assert job['needs'] == ([f'pretrain-{job["family"]}']
+                                if job['init'] == 'pretrained' else [])
+        assert job['pictures'] == (job['seed'] == 0)
+    # the longest fine-tuning jobs (AlterNet UperNet) before the others
+    first_dense = [n for n in names if jobs[n]['kind'] == 'dense'][0]
+    assert first_dense.startswith('seg-alternet-')
+
+
+def test_paired_difference_by_seed():
+    jobs, results = {}, {}
+    for init, values in (('scratch', {0: 40., 1: 50., 2: 45.}),
+                         ('pretrained', {1: 56., 0: 39.})):
+        for seed, miou in values.items():
+            name = f'seg-supervit-{init}-s{seed}'
+            jobs[name] = dict(kind='dense', task='seg', family='supervit',
+                              init=init, seed=seed, iters=100)
+            results[name] = dict(metrics={'mIoU': miou}, seconds=1.,
+                                 cpu_seconds=1.)
+    groups = run_demo.group_results(results, jobs)
+    assert groups[('seg', 'supervit', 'scratch')]['values']['mIoU'] == \
+        [40., 50., 45.]
+    # pretrained seeds in their own order, matched to scratch by seed
+    assert run_demo.paired_difference(groups, 'seg', 'supervit') == [6., -1.]
+    assert run_demo.paired_difference(groups, 'det', 'supervit') is None
+
+
 def test_run_demo_smoke(demo_data, tmp_path):
     work_dir = str(tmp_path / 'demo')
     out = _run([
