@@ -367,10 +367,11 @@ def apply_show(cfg: Config,
                show_dir: Optional[str] = None,
                show: bool = False,
                wait_time: float = 2) -> None:
-    """Turn on the visualization hook of mmseg/mmdet for ``tools/test.py``.
+    """Turn on the visualization hook of mmseg/mmdet/mmpretrain for
+    ``tools/test.py``.
 
     mmseg saves every image under ``<show_dir>/vis_data/vis_image/``
-    (``test_<image name>_0.png``); mmdet saves into
+    (``test_<image name>_0.png``); mmdet and mmpretrain save into
     ``show_dir`` (relative paths go below ``<work_dir>/<timestamp>/``).
     """
     if not (show or show_dir):
@@ -381,6 +382,13 @@ def apply_show(cfg: Config,
             'the config has no default_hooks.visualization, so --show/'
             '--show-dir cannot draw predictions')
     hook = hooks['visualization']
+    if cfg.get('default_scope') == 'mmpretrain':
+        # mmpretrain's hook: `enable` instead of `draw`, `out_dir` instead of
+        # `test_out_dir`, every `interval`-th sample (default 5000)
+        hook.update(enable=True, interval=1, show=show)
+        if show_dir:
+            hook['out_dir'] = show_dir
+        return
     hook['draw'] = True
     if show:
         hook['show'] = True

@@ -9,6 +9,7 @@ dense models built from those configs, unedited apart from the same reduced
 depth, must hold exactly the trained backbone weights. The converter tool
 exports the checkpoint to the official layout and back.
 """
+import glob
 import os
 import os.path as osp
 import shutil
@@ -45,7 +46,7 @@ def _images(root, num_classes=4, per_class=2, size=64):
         for i in range(per_class):
             pixels = rng.randint(0, 256, (size, size, 3), dtype=np.uint8)
             pixels[..., c % 3] = 40 * c  # a class colour
-            Image.fromarray(pixels).save(osp.join(folder, f'{i}.png'))
+            Image.fromarray(pixels).save(osp.join(folder, f'c{c}_{i}.png'))
 
 
 def _write_cls_config(path, data_root):
@@ -95,11 +96,16 @@ def test_test_tool_evaluates_the_classifier(pretrained):
     """``tools/test.py CONFIG CKPT`` on an mmpretrain config: accuracy of
     the written checkpoint with the config's evaluation transform."""
     root, ckpt = pretrained
+    show_dir = str(root / 'show')
     proc = run_tool(['tools/test.py', str(root / 'alternet-50_tiny_in1k.py'),
-                     ckpt, '--work-dir', str(root / 'test_dir')])
+                     ckpt, '--work-dir', str(root / 'test_dir'),
+                     '--show-dir', show_dir])
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert 'accuracy/top1' in out and 'accuracy/top3' in out, out[-2000:]
+    # --show-dir: one picture per test image (8), mmpretrain's hook
+    pictures = glob.glob(osp.join(show_dir, '*.png'))
+    assert len(pictures) == 8, os.listdir(show_dir)
 
 
 def test_classification_checkpoint_layout(pretrained):
