@@ -33,7 +33,7 @@ to ``<work-dir>/logs/<job>.log``; everything lands under ``--work-dir``.
 
 Example::
 
-    python tools/run_demo.py                  # about 6 minutes on 2 cores
+    python tools/run_demo.py                  # about 4 minutes on 2 cores
     python tools/run_demo.py --seg-families supervit --det-families \\
         --seg-seeds 0 --pretrain-iters 20 --seg-iters 20   # a quick look
 """
@@ -586,9 +586,12 @@ def summary(results: dict, jobs: Dict[str, dict], wall: float,
         rows.append('-' * width)
     rows.append(f'{"family":<14}{"task":<12}{"init":<12}{"iters":>6}'
                 f'{"seeds":>6}{"mIoU":>8}{"bbox AP":>9}{"segm AP":>9}'
-                f'{"time":>7}{"cpu":>7}   per seed ({"/".join(METRIC_MAIN_LABELS)})')
+                f'{"time":>7}{"cpu":>7}   per seed '
+                f'({"/".join(METRIC_MAIN_LABELS)})')
     groups = group_results(results, jobs)
+    columns = (('mIoU', 8), ('bbox AP', 9), ('segm AP', 9))
     for task in ('seg', 'det'):
+        label = METRICS[task][0][0]  # the metric of the comparison
         for family in FAMILIES:
             if (task, family, 'scratch') not in groups:
                 continue
@@ -596,23 +599,20 @@ def summary(results: dict, jobs: Dict[str, dict], wall: float,
                 g = groups[(task, family, init)]
                 cells = ''.join(
                     f'{_mean(g["values"][c]):>{w}.1f}' if c in g['values']
-                    else f'{"-":>{w}}'
-                    for c, w in (('mIoU', 8), ('bbox AP', 9),
-                                 ('segm AP', 9)))
-                main = g['values'][METRICS[task][0][0]]
+                    else f'{"-":>{w}}' for c, w in columns)
                 rows.append(f'{FAMILY_NAMES[family]:<14}'
                             f'{TASK_NAMES[task]:<12}{init:<12}'
                             f'{g["iters"]:>6}{len(g["seeds"]):>6}{cells}'
                             f'{_fmt_time(_mean(g["seconds"])):>7}'
                             f'{_fmt_time(_mean(g["cpu_seconds"])):>7}   '
-                            + ' '.join(f'{v:.1f}' for v in main))
+                            + ' '.join(f'{v:.1f}' for v in g['values'][label]))
             diff = paired_difference(groups, task, family)
             if diff is not None:
-                label = METRICS[task][0][0]
+                # the same columns as the rows above, the mean under `label`
+                cells = ''.join(f'{_mean(diff):>+{w}.1f}' if c == label
+                                else ' ' * w for c, w in columns)
                 rows.append(
-                    f'{"":<26}{"difference":<24}'
-                    f'{_mean(diff):>+{8 if label == "mIoU" else 17}.1f}'
-                    f'{"":>{35 if label == "mIoU" else 26}}'
+                    f'{"":<26}{"difference":<24}{cells}{"":14}   '
                     + ' '.join(f'{v:+.1f}' for v in diff) +
                     f'  (pretrained ahead in {sum(v > 0 for v in diff)}/'
                     f'{len(diff)})')

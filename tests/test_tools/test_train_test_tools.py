@@ -43,8 +43,6 @@ def test_runner_utils_cpu_distributed_config():
         ru.setup_distributed(cfg, 'torchrun')
 
 
-
-
 def test_train_refuses_amp_on_cpu(tmp_path, monkeypatch):
     # what a CPU-only machine sees, also where a GPU is present
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
